@@ -1,0 +1,1 @@
+"""Turn files into chunks and keep the knowledge base in step with them."""

@@ -1,0 +1,98 @@
+"""HTML: visible text only (no scripts, styles, navigation); h1-h6 start sections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bs4 import BeautifulSoup, Comment, NavigableString, Tag
+
+from rag.types import Document, Section
+
+from ingest.loaders._common import clean_inline, read_text
+
+_HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+_SKIP = {"script", "style", "noscript", "template", "nav", "footer", "aside", "form", "svg", "iframe", "head", "button"}
+_BLOCKS = {"p", "li", "pre", "blockquote", "dt", "dd", "figcaption", "caption", "address", "tr"}
+
+
+def load_html(path: Path, source: str) -> list[Document]:
+    title, url, sections = parse_html(read_text(path))
+    return [Document(source=source, title=title or path.stem, url=url, sections=sections)]
+
+
+def parse_html(html: str) -> tuple[str, str | None, list[Section]]:
+    """Returns (title, canonical URL or None, sections)."""
+    soup = BeautifulSoup(html, "html.parser")
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    url = None
+    canonical = soup.find("link", rel="canonical")
+    if isinstance(canonical, Tag) and canonical.get("href"):
+        url = str(canonical["href"])
+    walker = _Walker()
+    walker.walk(soup.body or soup)
+    walker.flush_section()
+    if not title:
+        h1 = soup.find("h1")
+        title = h1.get_text(" ", strip=True) if h1 else ""
+    return title, url, walker.sections
+
+
+class _Walker:
+    def __init__(self) -> None:
+        self.sections: list[Section] = []
+        self.stack: list[tuple[int, str]] = []
+        self.paragraphs: list[str] = []
+        self.inline: list[str] = []
+
+    def flush_inline(self) -> None:
+        text = clean_inline("".join(self.inline))
+        if text:
+            self.paragraphs.append(text)
+        self.inline.clear()
+
+    def flush_section(self) -> None:
+        self.flush_inline()
+        if self.paragraphs:
+            self.sections.append(
+                Section(text="\n\n".join(self.paragraphs), heading_path=tuple(h for _, h in self.stack))
+            )
+        self.paragraphs = []
+
+    def walk(self, node: Tag) -> None:
+        for child in node.children:
+            if isinstance(child, Comment):
+                continue
+            if isinstance(child, NavigableString):
+                self.inline.append(str(child))
+                continue
+            if not isinstance(child, Tag) or child.name in _SKIP:
+                continue
+            name = child.name
+            if name in _HEADINGS:
+                self.flush_section()
+                level = _HEADINGS[name]
+                while self.stack and self.stack[-1][0] >= level:
+                    self.stack.pop()
+                heading = child.get_text(" ", strip=True)
+                if heading:
+                    self.stack.append((level, heading))
+            elif name == "br":
+                self.inline.append("\n")
+            elif name in _BLOCKS and not child.find(list(_BLOCKS | set(_HEADINGS))):
+                self.flush_inline()
+                separator = " | " if name == "tr" else " "
+                cells = child.find_all(["td", "th"]) if name == "tr" else None
+                text = (
+                    separator.join(c.get_text(" ", strip=True) for c in cells)
+                    if cells
+                    else child.get_text(" " if name != "pre" else "", strip=name != "pre")
+                )
+                text = clean_inline(text)
+                if text:
+                    self.paragraphs.append(text)
+            elif name in {"a", "span", "b", "strong", "i", "em", "code", "small", "sup", "sub", "mark", "abbr", "u", "s", "time", "label", "q", "cite"}:
+                self.inline.append(child.get_text(""))
+            else:
+                self.flush_inline()
+                self.walk(child)
+                self.flush_inline()

@@ -1,0 +1,71 @@
+"""PDF text layer, one section per page. Scanned PDFs without a text layer are reported, not guessed at."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from rag.errors import EmptyDocumentError, LoaderError
+from rag.types import Document, Section
+
+_SENTENCE_END = ".!?:;。！？；：)\"”"
+_CJK = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef]")
+
+
+def load_pdf(path: Path, source: str) -> list[Document]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(str(path))
+        if reader.is_encrypted:
+            try:
+                reader.decrypt("")
+            except Exception as exc:
+                raise LoaderError(path, "PDF is password-protected - save an unprotected copy") from exc
+        sections = []
+        for number, page in enumerate(reader.pages, start=1):
+            text = reflow(page.extract_text() or "")
+            if text:
+                sections.append(Section(text=text, page=number))
+        title = ""
+        if reader.metadata and reader.metadata.title:
+            title = str(reader.metadata.title).strip()
+    except PdfReadError as exc:
+        raise LoaderError(path, f"corrupt PDF: {exc}") from exc
+    if not sections:
+        raise EmptyDocumentError(path, "PDF has no text layer (scanned?) - run OCR on it first")
+    return [Document(source=source, title=title or path.stem, sections=sections)]
+
+
+def reflow(page_text: str) -> str:
+    """Join the visual lines of a PDF page back into paragraphs.
+
+    A line ends a paragraph when it ends like a sentence and is clearly shorter than the page's full lines;
+    other line breaks are soft wraps (joined with a space, or with nothing between CJK characters; a
+    trailing hyphen is removed).
+    """
+    lines = [ln.strip() for ln in page_text.splitlines()]
+    widest = max((len(ln) for ln in lines), default=0)
+    out: list[str] = []
+    current = ""
+    for line in lines:
+        if not line:
+            if current:
+                out.append(current)
+            current = ""
+            continue
+        if not current:
+            current = line
+        elif current.endswith("-") and not current.endswith(" -"):
+            current = current[:-1] + line
+        elif _CJK.match(current[-1]) and _CJK.match(line[0]):
+            current += line
+        else:
+            current += " " + line
+        if line[-1] in _SENTENCE_END and len(line) < 0.8 * widest:
+            out.append(current)
+            current = ""
+    if current:
+        out.append(current)
+    return "\n\n".join(out)

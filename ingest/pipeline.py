@@ -1,0 +1,220 @@
+"""Incremental, atomic ingest: files -> documents -> chunks -> vectors -> knowledge base.
+
+Only new or changed documents are embedded (and, inside a changed document, only chunks whose text
+changed); documents whose files disappeared from the ingested folders are removed; files that fail to
+load are reported and their previous version is kept. Everything is committed in one atomic step.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from rag.embedders import Embedder
+from rag.errors import LoaderError
+from rag.knowledge_base import Changeset, DocumentUpdate, KnowledgeBase
+from rag.settings import Settings
+from rag.tokenizer import get_encoding
+from rag.types import Chunk, Document
+
+from ingest.chunking import chunk_document
+from ingest.loaders import is_supported, load_file
+
+# Embedding in large groups keeps sentence-transformers' length-sorted batching nearly as efficient
+# as one call over everything, while the progress bar still moves.
+EMBED_GROUP = 1024
+PIPELINE_VERSION = "1"
+
+
+@dataclass
+class FileFailure:
+    path: str
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: list[FileFailure] = field(default_factory=list)
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"added {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
+            f"removed {self.removed}, failed {len(self.failed)} "
+            f"({self.chunks_embedded} chunks embedded, {self.chunks_reused} reused, {self.seconds:.1f}s)"
+        )
+
+
+def source_name(path: Path) -> str:
+    """How a file is recorded: relative to the working directory when inside it, else absolute."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        return absolute.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return absolute.as_posix()
+
+
+def discover(paths: Iterable[Path | str]) -> tuple[list[Path], list[str], list[FileFailure]]:
+    """Files to load under `paths` (hidden files and folders skipped), the source scopes, and failures."""
+    files: dict[str, Path] = {}
+    scopes: list[str] = []
+    failures: list[FileFailure] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            scopes.append(source_name(path))
+            for root, dirs, names in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(names):
+                    if name.startswith(".") or name.startswith("~$"):
+                        continue
+                    file = Path(root) / name
+                    files.setdefault(source_name(file), file)
+        elif path.exists() or path.is_symlink():
+            scopes.append(source_name(path))
+            files.setdefault(source_name(path), path)
+        else:
+            failures.append(FileFailure(str(path), "no such file or directory"))
+    return list(files.values()), scopes, failures
+
+
+def in_scope(source: str, scopes: Sequence[str]) -> bool:
+    for scope in scopes:
+        if scope == ".":
+            if not source.startswith(("/", "../")):
+                return True
+        elif source == scope or source.startswith(scope.rstrip("/") + "/"):
+            return True
+    return False
+
+
+def ingest(
+    paths: Sequence[Path | str],
+    kb_dir: Path | str,
+    embedder: Embedder,
+    settings: Settings,
+    *,
+    progress: bool = False,
+) -> IngestReport:
+    """Bring the knowledge base at `kb_dir` in step with the files under `paths`."""
+    started = time.perf_counter()
+    report = IngestReport()
+    encoding = get_encoding(settings.tokenizer_encoding)
+    salt = f"{PIPELINE_VERSION}/{settings.tokenizer_encoding}/{settings.chunk_tokens}/{settings.chunk_overlap}/{embedder.name}"
+
+    kb = KnowledgeBase.create(
+        kb_dir,
+        embedding_model=embedder.name,
+        dimension=embedder.dimension,
+        index_type=settings.index_type,
+        ef_search=settings.hnsw_ef_search,
+        nprobe=settings.ivf_nprobe,
+    )
+    with kb, kb.write_lock():
+        files, scopes, failures = discover(paths)
+        report.failed.extend(failures)
+        known = kb.document_hashes()
+        seen: set[str] = set()
+        kept_sources: set[str] = set()  # sources whose file failed: their documents stay as they were
+        pending: list[tuple[Document, str, list[Chunk]]] = []
+
+        for file in files:
+            source = source_name(file)
+            if not is_supported(file) and file.suffix.lower() in {"", ".tmp", ".bak", ".swp", ".lock"}:
+                continue  # editor and system leftovers are not documents
+            try:
+                documents = load_file(file, source)
+            except LoaderError as exc:
+                report.failed.append(FileFailure(str(file), exc.reason))
+                kept_sources.add(source)
+                continue
+            for doc in documents:
+                if doc.doc_id in seen:
+                    continue
+                seen.add(doc.doc_id)
+                content_hash = doc.content_hash(salt)
+                previous = known.get(doc.doc_id)
+                if previous is not None and previous[1] == content_hash:
+                    report.unchanged += 1
+                    continue
+                if previous is None:
+                    report.added += 1
+                else:
+                    report.updated += 1
+                chunks = chunk_document(doc, settings.chunk_tokens, settings.chunk_overlap, encoding)
+                pending.append((doc, content_hash, chunks))
+
+        deletions = [
+            doc_id
+            for doc_id, (source, _) in known.items()
+            if doc_id not in seen and source not in kept_sources and in_scope(source, scopes)
+        ]
+        report.removed = len(deletions)
+
+        updates = _embed(pending, kb, embedder, report, progress)
+        kb.apply(Changeset(upserts=updates, deletions=deletions))
+        report.chunks_total = kb.index.size
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _embed(
+    pending: list[tuple[Document, str, list[Chunk]]],
+    kb: KnowledgeBase,
+    embedder: Embedder,
+    report: IngestReport,
+    progress: bool,
+) -> list[DocumentUpdate]:
+    reusable = kb.stored_vectors([doc.doc_id for doc, _, _ in pending])
+    vectors: list[list[np.ndarray | None]] = []
+    todo: list[tuple[int, int, str]] = []  # (document index, chunk index, text)
+    for d, (doc, _, chunks) in enumerate(pending):
+        row: list[np.ndarray | None] = []
+        for c, chunk in enumerate(chunks):
+            old = reusable.get((doc.doc_id, chunk.text_hash()))
+            row.append(old)
+            if old is None:
+                todo.append((d, c, chunk.embedding_text()))
+        vectors.append(row)
+    report.chunks_reused = sum(len(c) for _, _, c in pending) - len(todo)
+    report.chunks_embedded = len(todo)
+
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), unit="chunk", desc="embedding", dynamic_ncols=True)
+    try:
+        for start in range(0, len(todo), EMBED_GROUP):
+            group = todo[start : start + EMBED_GROUP]
+            embedded = embedder.embed([text for _, _, text in group])
+            for (d, c, _), vector in zip(group, embedded):
+                vectors[d][c] = vector
+            if bar is not None:
+                bar.update(len(group))
+    finally:
+        if bar is not None:
+            bar.close()
+
+    dim = embedder.dimension
+    return [
+        DocumentUpdate(
+            document=doc,
+            content_hash=content_hash,
+            chunks=chunks,
+            vectors=np.vstack(vectors[d]) if chunks else np.zeros((0, dim), np.float32),
+        )
+        for d, (doc, content_hash, chunks) in enumerate(pending)
+    ]

@@ -1,0 +1,205 @@
+"""`rag`: the command line. A thin edge: parse arguments, call the library, print, map errors to exit codes.
+
+    rag ingest PATH... [--kb DIR]          build or update a knowledge base
+    rag ask "QUESTION" [--kb DIR] [--json] the most relevant passages, with scores and sources
+    rag eval DATASET_DIR [--k 10]          nDCG / Recall / MRR on a BEIR folder
+    rag info [--kb DIR]                    what a knowledge base holds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from rag.errors import RagError
+from rag.settings import Settings
+from rag.types import Filters
+
+EXIT_ERROR = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = _settings(args)
+        return int(args.func(args, settings) or 0)
+    except RagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ValueError as exc:  # invalid settings or arguments reaching the library
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description="Grounded answers from your own documents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--kb", type=Path, help="knowledge base directory (default ./kb, or RAG_KB_DIR)")
+        p.add_argument("--model", help="embedding model name or path (default all-MiniLM-L6-v2, or RAG_EMBEDDING_MODEL)")
+
+    p = sub.add_parser("ingest", help="add or update documents in the knowledge base")
+    p.add_argument("paths", nargs="+", type=Path, help="files or folders")
+    common(p)
+    p.add_argument("--index", choices=["flat", "hnsw", "ivf"], help="vector index type (default flat = exact)")
+    p.add_argument("--chunk-tokens", type=int, help="maximum tokens per chunk (default 300)")
+    p.add_argument("--chunk-overlap", type=int, help="overlap tokens between chunks (default 30)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("ask", help="retrieve the passages that answer a question")
+    p.add_argument("question")
+    common(p)
+    p.add_argument("-k", "--top-k", type=int, help="number of passages (default 5)")
+    p.add_argument("--source", help="only passages whose source path starts with this")
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="metadata filter, repeatable")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("eval", help="evaluate retrieval on a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--retriever", choices=["dense"], default="dense")
+    p.add_argument("--k", type=int, default=10, help="cut-off for the metrics (default 10)")
+    p.add_argument("--model", help="embedding model name or path")
+    p.add_argument("--json", dest="json_file", type=Path, help="also write the metrics to this JSON file")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("info", help="show what a knowledge base holds")
+    common(p)
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for arg, key in (("kb", "kb_dir"), ("model", "embedding_model"), ("index", "index_type"),
+                     ("chunk_tokens", "chunk_tokens"), ("chunk_overlap", "chunk_overlap"), ("top_k", "top_k")):
+        value = getattr(args, arg, None)
+        if value is not None:
+            overrides[key] = value
+    base = Settings()
+    return Settings(**{**base.model_dump(), **overrides}) if overrides else base
+
+
+def _embedder(settings: Settings):
+    from rag.embedders import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(
+        settings.embedding_model,
+        device=settings.embedding_device,
+        batch_size=settings.embedding_batch_size,
+        offline=settings.hf_offline,
+    )
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.pipeline import ingest
+
+    report = ingest(args.paths, settings.kb_dir, _embedder(settings), settings, progress=not args.no_progress)
+    for failure in report.failed:
+        print(f"failed: {failure.path}: {failure.reason}", file=sys.stderr)
+    print(report.summary())
+    print(f"knowledge base: {settings.kb_dir} ({report.chunks_total} chunks)")
+    return 0
+
+
+def _parse_filters(args: argparse.Namespace) -> Filters:
+    metadata: dict[str, Any] = {}
+    for item in args.filter:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--filter expects KEY=VALUE, got {item!r}")
+        metadata[key] = value
+    return Filters(source_prefix=args.source, metadata=metadata)
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.knowledge_base import KnowledgeBase
+    from rag.retrieval import DenseRetriever
+
+    filters = _parse_filters(args)
+    kb = KnowledgeBase.open(settings.kb_dir, embedding_model=settings.embedding_model,
+                            ef_search=settings.hnsw_ef_search, nprobe=settings.ivf_nprobe)
+    with kb:
+        passages = DenseRetriever(kb, _embedder(settings)).retrieve(args.question, settings.top_k, filters)
+    if args.json:
+        print(json.dumps({"question": args.question, "passages": [_passage_json(p) for p in passages]}, ensure_ascii=False, indent=2))
+        return 0
+    if not passages:
+        print("No passages found.")
+    for rank, p in enumerate(passages, start=1):
+        c = p.chunk
+        where = c.source + (f" p.{c.page}" if c.page else "") + (f" row {c.row}" if c.row else "")
+        heading = " > ".join(c.heading_path)
+        print(f"[{rank}] {p.score:.3f}  {where}" + (f"  ({heading})" if heading else ""))
+        if c.title:
+            print(f"    {c.title}")
+        snippet = " ".join(c.text.split())
+        print(f"    {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
+    return 0
+
+
+def _passage_json(p) -> dict[str, Any]:
+    c = p.chunk
+    return {
+        "score": round(p.score, 6), "chunk_id": c.id, "doc_id": c.doc_id, "source": c.source, "title": c.title,
+        "heading_path": list(c.heading_path), "page": c.page, "row": c.row, "url": c.url,
+        "metadata": c.metadata, "text": c.text,
+    }
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.pipeline import ingest
+    from rag.evaluation import load_dataset, ranked_records, score_rankings
+    from rag.knowledge_base import KnowledgeBase
+    from rag.retrieval import DenseRetriever
+
+    if args.k <= 0:
+        raise ValueError(f"--k must be greater than 0, got {args.k}")
+    dataset = load_dataset(args.dataset)
+    embedder = _embedder(settings)
+    with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
+        started = time.perf_counter()
+        report = ingest([dataset.corpus_file], Path(tmp) / "kb", embedder, settings)
+        ingest_s = time.perf_counter() - started
+        for failure in report.failed:
+            print(f"failed: {failure.path}: {failure.reason}", file=sys.stderr)
+        with KnowledgeBase.open(Path(tmp) / "kb") as kb:
+            retriever = DenseRetriever(kb, embedder)
+            qids = dataset.judged_queries
+            started = time.perf_counter()
+            # documents split into several chunks: fetch extra chunks so k distinct documents remain
+            results = retriever.retrieve_many([dataset.queries[q] for q in qids], k=max(5 * args.k, 50))
+            query_s = time.perf_counter() - started
+    rankings = {q: ranked_records(r) for q, r in zip(qids, results)}
+    metrics = score_rankings(rankings, dataset.qrels, args.k)
+    result = {args.retriever: {**{k: round(v, 4) for k, v in metrics.items()},
+                               "ingest_seconds": round(ingest_s, 2), "query_ms": round(1000 * query_s / max(1, len(qids)), 2)}}
+    name = args.dataset.name
+    print(f"{'dataset':<12} {'retriever':<10} {'ndcg@' + str(args.k):>9} {'recall@' + str(args.k):>10} {'mrr@' + str(args.k):>8} {'queries':>8}")
+    for retriever, m in result.items():
+        print(f"{name:<12} {retriever:<10} {m[f'ndcg@{args.k}']:>9.4f} {m[f'recall@{args.k}']:>10.4f} {m[f'mrr@{args.k}']:>8.4f} {m['queries']:>8}")
+    if args.json_file:
+        args.json_file.write_text(json.dumps({"dataset": str(args.dataset), **result}, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.knowledge_base import KnowledgeBase
+
+    with KnowledgeBase.open(settings.kb_dir) as kb:
+        print(json.dumps(kb.stats(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

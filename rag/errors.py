@@ -1,0 +1,80 @@
+"""Every error the project raises on purpose. Messages say what went wrong and what to do.
+
+    RagError
+    ├── ConfigurationError          a setting is missing or invalid
+    ├── LoaderError                 one file could not be turned into documents (reported, then skipped)
+    │   ├── UnsupportedFileType     the extension has no loader
+    │   └── EmptyDocumentError      the file holds no text
+    ├── EmbeddingError              the embedding model could not be loaded or run
+    ├── KnowledgeBaseError          the on-disk knowledge base
+    │   ├── KnowledgeBaseNotFound   no knowledge base at that path yet
+    │   ├── EmbeddingModelMismatch  the knowledge base was built with another model
+    │   ├── KnowledgeBaseLocked     another ingest is writing to it
+    │   └── KnowledgeBaseCorrupt    files are missing or disagree
+    └── DatasetError                an evaluation folder is not in the BEIR layout
+
+Only the edges (CLI, HTTP) translate these into exit codes or status codes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RagError(Exception):
+    """Base class: catch this to handle anything the project raises on purpose."""
+
+
+class ConfigurationError(RagError):
+    pass
+
+
+class LoaderError(RagError):
+    def __init__(self, path: Path | str, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class UnsupportedFileType(LoaderError):
+    pass
+
+
+class EmptyDocumentError(LoaderError):
+    pass
+
+
+class EmbeddingError(RagError):
+    pass
+
+
+class KnowledgeBaseError(RagError):
+    pass
+
+
+class KnowledgeBaseNotFound(KnowledgeBaseError):
+    def __init__(self, path: Path | str):
+        self.path = str(path)
+        super().__init__(f"Knowledge base not found at {self.path} - run `rag ingest data/ --kb {self.path}` first")
+
+
+class EmbeddingModelMismatch(KnowledgeBaseError):
+    def __init__(self, path: Path | str, kb_model: str, kb_dim: int, model: str, dim: int | None = None):
+        self.kb_model, self.model = kb_model, model
+        got = f"{model!r}" + (f" (dimension {dim})" if dim is not None else "")
+        super().__init__(
+            f"Knowledge base at {path} was built with embedding model {kb_model!r} (dimension {kb_dim}) "
+            f"but {got} is configured - set RAG_EMBEDDING_MODEL={kb_model} or re-ingest into a new --kb directory"
+        )
+
+
+class KnowledgeBaseLocked(KnowledgeBaseError):
+    pass
+
+
+class KnowledgeBaseCorrupt(KnowledgeBaseError):
+    pass
+
+
+class DatasetError(RagError):
+    pass

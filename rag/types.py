@@ -1,0 +1,113 @@
+"""Plain dataclasses that flow between layers: loaders -> chunker -> knowledge base -> retriever."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Section:
+    """A run of text under one heading (or one FAQ row, or one PDF page).
+
+    `atomic` sections (FAQ rows) become exactly one chunk unless they alone exceed the token limit.
+    """
+
+    text: str
+    heading_path: tuple[str, ...] = ()
+    page: int | None = None
+    row: int | None = None
+    title: str | None = None  # overrides the document title for chunks of this section (FAQ question)
+    atomic: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)  # merged over the document's (e.g. FAQ category)
+
+
+@dataclass
+class Document:
+    """One unit of incremental ingest: a whole file, or one record of a JSON Lines / JSON file."""
+
+    source: str  # path as ingested, posix separators
+    sections: list[Section]
+    title: str = ""
+    key: str = ""  # record id inside the file ("" for whole-file documents)
+    url: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def doc_id(self) -> str:
+        return f"{self.source}#{self.key}" if self.key else self.source
+
+    def content_hash(self, salt: str = "") -> str:
+        """Stable hash of everything that ends up in the index; `salt` carries the chunking/embedding settings."""
+        payload = json.dumps(
+            {
+                "title": self.title,
+                "url": self.url,
+                "metadata": self.metadata,
+                "sections": [
+                    [s.text, list(s.heading_path), s.page, s.row, s.title, s.atomic, s.metadata]
+                    for s in self.sections
+                ],
+                "salt": salt,
+            },
+            ensure_ascii=False,
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Chunk:
+    """A token-bounded piece of a document: what gets embedded, retrieved and cited."""
+
+    doc_id: str
+    source: str
+    text: str
+    position: int  # order within the document
+    title: str = ""
+    heading_path: tuple[str, ...] = ()
+    page: int | None = None
+    row: int | None = None
+    url: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    token_count: int = 0
+    id: int | None = None  # assigned by the knowledge base
+
+    def embedding_text(self) -> str:
+        """What the embedder sees: title and heading path give a chunk the context its text often lacks."""
+        context: list[str] = []
+        for part in (self.title, *self.heading_path):
+            if part and part not in context:
+                context.append(part)
+        return (" > ".join(context) + "\n" + self.text) if context else self.text
+
+    def text_hash(self) -> str:
+        return hashlib.sha256(self.embedding_text().encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Passage:
+    """A retrieved chunk with its similarity score (cosine for the dense retriever)."""
+
+    chunk: Chunk
+    score: float
+
+    @property
+    def record_id(self) -> str:
+        """The id of the record inside its file (JSON `_id`), or the source path for whole-file documents."""
+        c = self.chunk
+        return c.doc_id[len(c.source) + 1 :] if c.doc_id != c.source else c.source
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Retrieval filters: a source path prefix and exact metadata matches (all must hold)."""
+
+    source_prefix: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def is_empty(self) -> bool:
+        return not self.source_prefix and not self.metadata

@@ -1,0 +1,146 @@
+"""Real files of every supported type, generated for the tests (nothing is mocked)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+
+def write_markdown(path: Path, title: str = "Shipping Guide", body: str | None = None) -> Path:
+    path.write_text(
+        body
+        or f"""# {title}
+
+Intro paragraph about how parcels leave the warehouse.
+
+## Standard shipping
+
+Standard shipping takes 3 to 5 business days. It is free on orders over $50.
+
+## Express shipping
+
+Express shipping arrives in 1 to 2 business days and costs $12.95.
+
+### Cut-off times
+
+Orders placed before 2 pm ship the same day.
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def write_html(path: Path) -> Path:
+    path.write_text(
+        """<!doctype html><html lang="en"><head><title>Returns Policy</title>
+<link rel="canonical" href="https://help.example.com/returns">
+<style>body { color: red }</style><script>var tracking = "do not index me";</script></head>
+<body><nav><a href="/">Home</a> | <a href="/help">Help</a></nav>
+<h1>Returns Policy</h1>
+<p>You can return any item within <b>30 days</b> of delivery.</p>
+<h2>Refunds</h2>
+<p>Refunds reach your card within 5 to 7 business days.</p>
+<ul><li>Keep the original packaging.</li><li>Print the return label.</li></ul>
+<footer>Copyright Example Co.</footer></body></html>""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def write_pdf(path: Path, pages: list[str] | None = None) -> Path:
+    from fpdf import FPDF
+
+    pages = pages or [
+        "Warranty Policy. Electronics are covered for two years from the date of purchase. "
+        "The warranty covers manufacturing defects but not accidental damage.",
+        "Making a claim. Email the support team with your order number and a photo of the fault. "
+        "We repair or replace the item within ten business days.",
+    ]
+    pdf = FPDF()
+    pdf.set_title("Warranty Policy")
+    pdf.set_font("Helvetica", size=12)
+    for text in pages:
+        pdf.add_page()
+        pdf.multi_cell(0, 8, text)
+    pdf.output(str(path))
+    return path
+
+
+def write_docx(path: Path) -> Path:
+    import docx
+
+    document = docx.Document()
+    document.core_properties.title = "Account Help"
+    document.add_heading("Account Help", level=1)
+    document.add_paragraph("This guide explains how to manage your customer account.")
+    document.add_heading("Password reset", level=2)
+    document.add_paragraph("Click 'Forgot password' on the sign-in page and follow the emailed link within 24 hours.")
+    document.add_heading("Deleting your account", level=2)
+    document.add_paragraph("Write to privacy support; we delete the account and its data within 30 days.")
+    table = document.add_table(rows=2, cols=2)
+    table.cell(0, 0).text, table.cell(0, 1).text = "Plan", "Price"
+    table.cell(1, 0).text, table.cell(1, 1).text = "Plus", "$5 per month"
+    document.save(str(path))
+    return path
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]] | None = None, header: tuple[str, ...] = ("question", "answer")) -> Path:
+    rows = rows or [
+        ("How do I track my order?", "Use the tracking link in your shipping confirmation email."),
+        ("Can I change my delivery address?", "Yes, until the order ships: edit it under My Orders."),
+        ("Do you ship to Canada?", "Yes, international shipping to Canada takes 7 to 10 business days."),
+    ]
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def write_xlsx(path: Path) -> Path:
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "FAQ"
+    sheet.append(["问题", "答案", "类别"])
+    sheet.append(["怎么申请退货？", "在订单页面点击申请退货，30天内均可办理。", "退货"])
+    sheet.append(["发票怎么开？", "下单时填写发票抬头，电子发票会发送到您的邮箱。", "账单"])
+    workbook.save(str(path))
+    return path
+
+
+def write_jsonl(path: Path, records: list[dict] | None = None) -> Path:
+    records = records or [
+        {"_id": "d1", "title": "Gift cards", "text": "Gift cards never expire and can be combined with coupons.", "metadata": {"lang": "en"}},
+        {"_id": "d2", "title": "礼品卡", "text": "礼品卡永久有效，可以与优惠券同时使用。", "url": "https://help.example.com/gift", "metadata": {"lang": "zh"}},
+    ]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def write_json(path: Path) -> Path:
+    path.write_text(json.dumps([{"_id": "c1", "title": "Coupons", "text": "Only one coupon code can be used per order."}]), encoding="utf-8")
+    return path
+
+
+def write_txt(path: Path, text: str = "Our support team answers email within one business day.\n\nPhone support is open 9am to 6pm.") -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_all_types(folder: Path) -> dict[str, Path]:
+    """One valid file of every supported type; returns extension -> path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        ".md": write_markdown(folder / "shipping.md"),
+        ".html": write_html(folder / "returns.html"),
+        ".pdf": write_pdf(folder / "warranty.pdf"),
+        ".docx": write_docx(folder / "account.docx"),
+        ".csv": write_csv(folder / "faq.csv"),
+        ".xlsx": write_xlsx(folder / "faq_zh.xlsx"),
+        ".jsonl": write_jsonl(folder / "records.jsonl"),
+        ".json": write_json(folder / "coupons.json"),
+        ".txt": write_txt(folder / "support.txt"),
+    }

@@ -1,0 +1,35 @@
+"""Run a real ingest in this process and pause inside the commit window so a test can SIGKILL it there.
+
+Usage: python -m tests.ingest.ingest_child FOLDER KB_DIR
+Prints IN_COMMIT once the new index file is written and the manifest updated, before the SQLite commit.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import rag.knowledge_base as knowledge_base
+from ingest.pipeline import ingest
+from rag.embedders import SentenceTransformerEmbedder
+from rag.settings import Settings
+
+
+def main() -> None:
+    folder, kb_dir = Path(sys.argv[1]), Path(sys.argv[2])
+    real_write_manifest = knowledge_base._write_manifest
+
+    def write_manifest_then_wait(conn, manifest):
+        real_write_manifest(conn, manifest)
+        if manifest.generation > 1:  # not the empty knowledge base created first
+            print("IN_COMMIT", flush=True)
+            time.sleep(60)
+
+    knowledge_base._write_manifest = write_manifest_then_wait
+    settings = Settings(kb_dir=kb_dir, _env_file=None)
+    ingest([folder], kb_dir, SentenceTransformerEmbedder(settings.embedding_model), settings)
+
+
+if __name__ == "__main__":
+    main()

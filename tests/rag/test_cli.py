@@ -1,0 +1,87 @@
+"""The `rag` command as a user runs it: real processes, real model, real files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import builders
+from tests.paths import dataset
+
+pytestmark = pytest.mark.integration
+RAG = str(Path(sys.executable).with_name("rag"))
+
+
+def rag(*args: str, cwd: Path, env_kb: Path | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_TEST_DATASETS"}
+    if env_kb:
+        env["RAG_KB_DIR"] = str(env_kb)
+    return subprocess.run([RAG, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_ingest_ask_info_and_reingest(tmp_path):
+    builders.write_all_types(tmp_path / "docs")
+    (tmp_path / "docs" / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    out = rag("ingest", "docs", "--kb", "kb", "--no-progress", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "added 10, updated 0, unchanged 0, removed 0, failed 1" in out.stdout
+    assert "failed: docs/broken.pdf: corrupt PDF" in out.stderr
+
+    again = rag("ingest", "docs", cwd=tmp_path, env_kb=tmp_path / "kb")  # RAG_KB_DIR works too
+    assert "added 0, updated 0, unchanged 10, removed 0, failed 1" in again.stdout
+
+    ask = rag("ask", "When does an express order arrive?", "--kb", "kb", "--json", "-k", "3", cwd=tmp_path)
+    assert ask.returncode == 0, ask.stderr
+    passages = json.loads(ask.stdout)["passages"]
+    assert len(passages) == 3 and passages[0]["source"] == "docs/shipping.md"
+    assert passages[0]["heading_path"] == ["Shipping Guide", "Express shipping"]
+    assert passages[0]["score"] >= passages[1]["score"]
+
+    text = rag("ask", "发票", "--kb", "kb", "--filter", "类别=账单", cwd=tmp_path)
+    assert "[1]" in text.stdout and "docs/faq_zh.xlsx row 3" in text.stdout and "[2]" not in text.stdout
+
+    info = json.loads(rag("info", "--kb", "kb", cwd=tmp_path).stdout)
+    assert info["embedding_model"] == "all-MiniLM-L6-v2" and info["dimension"] == 384 and info["documents"] == 10
+
+
+def test_errors_are_one_line_with_exit_code_2(tmp_path):
+    out = rag("ask", "hello", "--kb", "nowhere", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "error: Knowledge base not found at nowhere - run `rag ingest data/ --kb nowhere` first"
+    bad = rag("ask", "hello", "--filter", "novalue", cwd=tmp_path)
+    assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
+
+
+def test_eval_small_beir_folder_writes_json(tmp_path):
+    folder = tmp_path / "mini"
+    (folder / "qrels").mkdir(parents=True)
+    builders.write_jsonl(folder / "corpus.jsonl", [
+        {"_id": "ship", "title": "Shipping", "text": "Standard shipping takes three to five business days."},
+        {"_id": "ret", "title": "Returns", "text": "Items can be returned within thirty days for a refund."},
+        {"_id": "pw", "title": "Passwords", "text": "Reset your password from the sign-in page."},
+    ])
+    builders.write_jsonl(folder / "queries.jsonl", [
+        {"_id": "q1", "text": "how long until my parcel arrives"},
+        {"_id": "q2", "text": "can I send an item back and get my money"},
+        {"_id": "q3", "text": "question without judgement"},
+    ])
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tship\t1\nq2\tret\t1\n")
+    out = rag("eval", str(folder), "--retriever", "dense", "--k", "10", "--json", "m.json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads((tmp_path / "m.json").read_text())["dense"]
+    assert metrics["ndcg@10"] == 1.0 and metrics["recall@10"] == 1.0 and metrics["mrr@10"] == 1.0
+    assert metrics["queries"] == 2
+
+
+def test_eval_stackfaq_meets_the_reference(tmp_path):
+    out = rag("eval", str(dataset("stackfaq")), "--retriever", "dense", "--json", "m.json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads((tmp_path / "m.json").read_text())["dense"]
+    assert metrics["ndcg@10"] >= 0.95, metrics
+    assert set(metrics) >= {"ndcg@10", "recall@10", "mrr@10"}
