@@ -8,59 +8,12 @@ a contiguous slice of the section text, so nothing is rewritten and nothing is l
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 import tiktoken
 
+from rag.text import Span, paragraph_spans, sentence_spans, strip_span
 from rag.types import Chunk, Document
 
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
-# A sentence ends after Western punctuation followed by whitespace, after CJK punctuation (no space needed),
-# or at a line break (list items, table rows).
-_SENTENCE_END = re.compile(
-    r"""(?:[.!?]+["'”’)\]]*(?=\s)|[。！？；!?;]+[”’」』）)]*|\n)"""
-)
-
-
-@dataclass(frozen=True)
-class Span:
-    start: int
-    end: int
-
-
-def paragraph_spans(text: str) -> list[Span]:
-    """Spans of paragraphs (separated by blank lines), leading/trailing whitespace excluded."""
-    spans, pos = [], 0
-    for m in _PARAGRAPH_BREAK.finditer(text):
-        spans.append(Span(pos, m.start()))
-        pos = m.end()
-    spans.append(Span(pos, len(text)))
-    return [s for s in (_strip(text, s) for s in spans) if s.end > s.start]
-
-
-def sentence_spans(text: str, within: Span | None = None) -> list[Span]:
-    """Spans of sentences inside `within` (default: the whole text).
-
-    >>> [("Hi there. 你好。好的" )[s.start:s.end] for s in sentence_spans("Hi there. 你好。好的")]
-    ['Hi there.', '你好。', '好的']
-    """
-    within = within or Span(0, len(text))
-    spans, pos = [], within.start
-    for m in _SENTENCE_END.finditer(text, within.start, within.end):
-        spans.append(Span(pos, m.end()))
-        pos = m.end()
-    spans.append(Span(pos, within.end))
-    return [s for s in (_strip(text, s) for s in spans) if s.end > s.start]
-
-
-def _strip(text: str, span: Span) -> Span:
-    start, end = span.start, span.end
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return Span(start, end)
+__all__ = ["Span", "chunk_document", "chunk_spans", "paragraph_spans", "sentence_spans"]
 
 
 class _Counter:
@@ -92,7 +45,7 @@ def _split_by_tokens(text: str, span: Span, max_tokens: int, count: _Counter, en
             i += 1
         while i > 0 and span.start + offsets[i - 1] >= start:
             i -= 1
-    return [s for s in (_strip(text, p) for p in pieces) if s.end > s.start]
+    return [s for s in (strip_span(text, p) for p in pieces) if s.end > s.start]
 
 
 def chunk_spans(
@@ -161,7 +114,7 @@ def chunk_document(
         text = section.text
         if not text.strip():
             continue
-        whole = _strip(text, Span(0, len(text)))
+        whole = strip_span(text, Span(0, len(text)))
         n = len(encoding.encode(text[whole.start : whole.end], disallowed_special=()))
         if section.atomic and n <= max_tokens:
             spans = [whole]

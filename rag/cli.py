@@ -1,8 +1,9 @@
 """`rag`: the command line. A thin edge: parse arguments, call the library, print, map errors to exit codes.
 
     rag ingest PATH... [--kb DIR]          build or update a knowledge base
-    rag ask "QUESTION" [--kb DIR] [--json] the most relevant passages, with scores and sources
-    rag eval DATASET_DIR [--k 10]          nDCG / Recall / MRR on a BEIR folder
+    rag ask "QUESTION" [--kb DIR] [--json] a grounded, cited answer (or a handoff), as /chat gives it
+    rag serve [--kb DIR] [--host] [--port] the HTTP API (POST /chat, GET /health, docs at /docs)
+    rag eval DATASET_DIR [--k 10]          retrieval (and, with answers.jsonl, answer) quality on a BEIR folder
     rag info [--kb DIR]                    what a knowledge base holds
 """
 
@@ -56,20 +57,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("ask", help="retrieve the passages that answer a question")
+    p = sub.add_parser("ask", help="answer a question from the knowledge base")
     p.add_argument("question")
     common(p)
-    p.add_argument("-k", "--top-k", type=int, help="number of passages (default 5)")
+    p.add_argument("-k", "--top-k", type=int, help="number of passages to retrieve (default 5)")
     p.add_argument("--source", help="only passages whose source path starts with this")
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="metadata filter, repeatable")
+    p.add_argument("--generator", choices=["extractive", "openai", "llamacpp"], help="override RAG_GENERATOR")
+    p.add_argument("--passages", action="store_true", help="also print the retrieved passages")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("serve", help="serve the chat API over HTTP")
+    common(p)
+    p.add_argument("--host", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8000)")
+    p.add_argument("--generator", choices=["extractive", "openai", "llamacpp"], help="override RAG_GENERATOR")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("eval", help="evaluate retrieval on a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
     p.add_argument("dataset", type=Path)
     p.add_argument("--retriever", choices=["dense"], default="dense")
     p.add_argument("--k", type=int, default=10, help="cut-off for the metrics (default 10)")
     p.add_argument("--model", help="embedding model name or path")
+    p.add_argument("--generator", choices=["extractive", "openai", "llamacpp"], help="override RAG_GENERATOR for answer evaluation")
+    p.add_argument("--no-answers", action="store_true", help="skip answer evaluation even if answers.jsonl exists")
     p.add_argument("--json", dest="json_file", type=Path, help="also write the metrics to this JSON file")
     p.set_defaults(func=cmd_eval)
 
@@ -82,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
     for arg, key in (("kb", "kb_dir"), ("model", "embedding_model"), ("index", "index_type"),
-                     ("chunk_tokens", "chunk_tokens"), ("chunk_overlap", "chunk_overlap"), ("top_k", "top_k")):
+                     ("chunk_tokens", "chunk_tokens"), ("chunk_overlap", "chunk_overlap"), ("top_k", "top_k"),
+                     ("generator", "generator"), ("host", "host"), ("port", "port")):
         value = getattr(args, arg, None)
         if value is not None:
             overrides[key] = value
@@ -123,28 +136,62 @@ def _parse_filters(args: argparse.Namespace) -> Filters:
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.knowledge_base import KnowledgeBase
-    from rag.retrieval import DenseRetriever
+    from rag.chat import build_chat_service
 
     filters = _parse_filters(args)
-    kb = KnowledgeBase.open(settings.kb_dir, embedding_model=settings.embedding_model,
-                            ef_search=settings.hnsw_ef_search, nprobe=settings.ivf_nprobe)
-    with kb:
-        passages = DenseRetriever(kb, _embedder(settings)).retrieve(args.question, settings.top_k, filters)
+    service = build_chat_service(settings)
+    try:
+        answer = service.answer(args.question, top_k=settings.top_k, filters=filters)
+    finally:
+        service.retriever.kb.close()  # type: ignore[attr-defined]
     if args.json:
-        print(json.dumps({"question": args.question, "passages": [_passage_json(p) for p in passages]}, ensure_ascii=False, indent=2))
+        print(json.dumps(_answer_json(answer), ensure_ascii=False, indent=2))
         return 0
-    if not passages:
-        print("No passages found.")
-    for rank, p in enumerate(passages, start=1):
-        c = p.chunk
-        where = c.source + (f" p.{c.page}" if c.page else "") + (f" row {c.row}" if c.row else "")
-        heading = " > ".join(c.heading_path)
-        print(f"[{rank}] {p.score:.3f}  {where}" + (f"  ({heading})" if heading else ""))
-        if c.title:
-            print(f"    {c.title}")
-        snippet = " ".join(c.text.split())
-        print(f"    {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
+    print(answer.answer)
+    if answer.citations:
+        print()
+        for c in answer.citations:
+            where = c.url or c.source
+            where += (f" p.{c.page}" if c.page else "") + (f" row {c.row}" if c.row else "")
+            label = " > ".join(x for x in (c.title, c.heading) if x)
+            print(f"[{c.marker}] {where}" + (f" - {label}" if label else ""))
+    if answer.handoff:
+        print(f"\n(handoff to a person: {answer.decline_reason})")
+    if args.passages:
+        print("\nretrieved passages:")
+        for rank, p in enumerate(answer.passages, start=1):
+            c = p.chunk
+            print(f"  {rank}. {p.score:.3f} {c.source}" + (f" row {c.row}" if c.row else "") + (f" p.{c.page}" if c.page else ""))
+    return 0
+
+
+def _answer_json(answer) -> dict[str, Any]:
+    return {
+        "question": answer.question,
+        "answer": answer.answer,
+        "answered": answer.answered,
+        "handoff": answer.handoff,
+        "decline_reason": answer.decline_reason,
+        "citations": [vars(c) for c in answer.citations],
+        "generator": answer.generator,
+        "language": answer.language,
+        "usage": {**vars(answer.usage), "total_tokens": answer.usage.total_tokens},
+        "latency_ms": round(answer.latency_ms, 2),
+        "passages": [_passage_json(p) for p in answer.passages],
+    }
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from rag.api import create_app
+    from rag.errors import KnowledgeBaseNotFound
+    from rag.knowledge_base import KnowledgeBase
+
+    if not KnowledgeBase.exists(settings.kb_dir):
+        raise KnowledgeBaseNotFound(settings.kb_dir)
+    print(f"serving {settings.kb_dir} on http://{settings.host}:{settings.port} (generator: {settings.resolved_generator()})")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
     return 0
 
 
@@ -159,9 +206,12 @@ def _passage_json(p) -> dict[str, Any]:
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.pipeline import ingest
-    from rag.evaluation import load_dataset, ranked_records, score_rankings
+    from rag.chat import ChatService
+    from rag.evaluation import load_dataset, ranked_records, score_answers, score_rankings
+    from rag.generators import create_generator
     from rag.knowledge_base import KnowledgeBase
     from rag.retrieval import DenseRetriever
+    from rag.tokenizer import get_encoding
 
     if args.k <= 0:
         raise ValueError(f"--k must be greater than 0, got {args.k}")
@@ -180,16 +230,25 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             # documents split into several chunks: fetch extra chunks so k distinct documents remain
             results = retriever.retrieve_many([dataset.queries[q] for q in qids], k=max(5 * args.k, 50))
             query_s = time.perf_counter() - started
-    rankings = {q: ranked_records(r) for q, r in zip(qids, results)}
-    metrics = score_rankings(rankings, dataset.qrels, args.k)
-    result = {args.retriever: {**{k: round(v, 4) for k, v in metrics.items()},
-                               "ingest_seconds": round(ingest_s, 2), "query_ms": round(1000 * query_s / max(1, len(qids)), 2)}}
-    name = args.dataset.name
-    print(f"{'dataset':<12} {'retriever':<10} {'ndcg@' + str(args.k):>9} {'recall@' + str(args.k):>10} {'mrr@' + str(args.k):>8} {'queries':>8}")
-    for retriever, m in result.items():
-        print(f"{name:<12} {retriever:<10} {m[f'ndcg@{args.k}']:>9.4f} {m[f'recall@{args.k}']:>10.4f} {m[f'mrr@{args.k}']:>8.4f} {m['queries']:>8}")
+            metrics = score_rankings({q: ranked_records(r) for q, r in zip(qids, results)}, dataset.qrels, args.k)
+            result: dict[str, Any] = {k: round(v, 4) for k, v in metrics.items()}
+            result.update(ingest_seconds=round(ingest_s, 2), query_ms=round(1000 * query_s / max(1, len(qids)), 2))
+            if dataset.answers and not args.no_answers:
+                service = ChatService(settings, retriever, create_generator(settings), get_encoding(settings.tokenizer_encoding))
+                answers = {q: service.answer(dataset.queries[q]) for q in dataset.answers if q in dataset.queries}
+                result["answers"] = {"generator": service.generator.name, **score_answers(answers, dataset)}
+    k = args.k
+    print(f"{'dataset':<12} {'retriever':<10} {'ndcg@' + str(k):>9} {'recall@' + str(k):>10} {'mrr@' + str(k):>8} {'queries':>8}")
+    print(f"{args.dataset.name:<12} {args.retriever:<10} {result[f'ndcg@{k}']:>9.4f} {result[f'recall@{k}']:>10.4f} "
+          f"{result[f'mrr@{k}']:>8.4f} {result['queries']:>8}")
+    if "answers" in result:
+        a = result["answers"]
+        shown = {key: ("-" if a[key] is None else f"{a[key]:.4f}") for key in ("answer_accuracy", "answered_rate", "decline_accuracy", "citation_precision")}
+        print(f"answers ({a['generator']}): accuracy {shown['answer_accuracy']} on {a['answerable']} answerable, "
+              f"answered {shown['answered_rate']}, decline accuracy {shown['decline_accuracy']} on {a['unanswerable']} "
+              f"unanswerable, citation precision {shown['citation_precision']}")
     if args.json_file:
-        args.json_file.write_text(json.dumps({"dataset": str(args.dataset), **result}, indent=2) + "\n", encoding="utf-8")
+        args.json_file.write_text(json.dumps({"dataset": str(args.dataset), args.retriever: result}, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

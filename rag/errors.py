@@ -11,7 +11,10 @@
     │   ├── EmbeddingModelMismatch  the knowledge base was built with another model
     │   ├── KnowledgeBaseLocked     another ingest is writing to it
     │   └── KnowledgeBaseCorrupt    files are missing or disagree
-    └── DatasetError                an evaluation folder is not in the BEIR layout
+    ├── DatasetError                an evaluation folder is not in the BEIR layout
+    └── GenerationError             the language model could not produce an answer
+        ├── GeneratorUnavailable    the LLM server cannot be reached or refused the request (HTTP 502)
+        └── GeneratorTimeout        the LLM server did not answer in time (HTTP 504)
 
 Only the edges (CLI, HTTP) translate these into exit codes or status codes.
 """
@@ -77,4 +80,16 @@ class KnowledgeBaseCorrupt(KnowledgeBaseError):
 
 
 class DatasetError(RagError):
+    pass
+
+
+class GenerationError(RagError):
+    pass
+
+
+class GeneratorUnavailable(GenerationError):
+    pass
+
+
+class GeneratorTimeout(GenerationError):
     pass

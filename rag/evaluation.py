@@ -10,10 +10,13 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from rag.errors import DatasetError
 from rag.types import Passage
+
+if TYPE_CHECKING:
+    from rag.types import Answer
 
 
 @dataclass
@@ -104,4 +107,41 @@ def score_rankings(rankings: Mapping[str, Sequence[str]], qrels: Mapping[str, Ma
         f"recall@{k}": sum(recall_at_k(rankings[q], qrels[q], k) for q in judged) / n,
         f"mrr@{k}": sum(mrr_at_k(rankings[q], qrels[q], k) for q in judged) / n,
         "queries": n,
+    }
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def answer_contains(reply: str, gold: Sequence[str]) -> bool:
+    """RGB's accuracy rule: the reply contains one of the gold answers (case and spacing ignored)."""
+    reply = _normalise(reply)
+    return any(_normalise(g) in reply for g in gold if g.strip())
+
+
+def score_answers(answers: Mapping[str, "Answer"], dataset: Dataset) -> dict[str, float | int | None]:
+    """Answer accuracy and answered rate on answerable questions, decline accuracy on unanswerable ones,
+    and citation precision (cited passages judged relevant in qrels, over all citations on judged queries)."""
+    answerable = [q for q in answers if dataset.answers.get(q)]
+    unanswerable = [q for q in answers if q in dataset.answers and not dataset.answers[q]]
+    correct = sum(1 for q in answerable if answers[q].answered and answer_contains(answers[q].answer, dataset.answers[q]))
+    answered = sum(1 for q in answerable if answers[q].answered)
+    declined = sum(1 for q in unanswerable if not answers[q].answered)
+    cited = relevant = 0
+    for q, a in answers.items():
+        judged = {d for d, g in dataset.qrels.get(q, {}).items() if g > 0}
+        if not judged:
+            continue
+        for c in a.citations:
+            cited += 1
+            passage = next((p for p in a.passages if p.chunk.id == c.chunk_id), None)
+            relevant += bool(passage and passage.record_id in judged)
+    return {
+        "answer_accuracy": round(correct / len(answerable), 4) if answerable else None,
+        "answered_rate": round(answered / len(answerable), 4) if answerable else None,
+        "decline_accuracy": round(declined / len(unanswerable), 4) if unanswerable else None,
+        "citation_precision": round(relevant / cited, 4) if cited else None,
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
     }

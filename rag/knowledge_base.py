@@ -171,6 +171,17 @@ class KnowledgeBase:
             _write_manifest(conn, manifest)
         return cls(path, conn, manifest, index, ef_search=ef_search, nprobe=nprobe)
 
+    def refresh(self) -> bool:
+        """Pick up a newer generation committed by another process (e.g. `rag ingest` while serving)."""
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM manifest WHERE key = 'generation'").fetchone()
+            if row is None or int(row[0]) == self.manifest.generation:
+                return False
+            manifest = _read_manifest(self._conn, self.path)
+            self.index = _load_index(self._conn, self.path, manifest, self._ef_search, self._nprobe)
+            self.manifest = manifest
+            return True
+
     def close(self) -> None:
         self._conn.close()
 

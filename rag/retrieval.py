@@ -38,6 +38,7 @@ class DenseRetriever:
             raise ValueError(f"k must be greater than 0. Currently, the k is {k}")
         if not questions:
             return []
+        self.kb.refresh()
         vectors = self.embedder.embed(list(questions))
         hits = self.kb.search(vectors, k, filters)
         chunks = self.kb.chunks(sorted({cid for row in hits for cid, _ in row}))

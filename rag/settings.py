@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -38,6 +38,50 @@ class Settings(BaseSettings):
     ivf_nprobe: int = Field(16, gt=0)
 
     top_k: int = Field(5, gt=0)
+
+    # --- answering ---------------------------------------------------------------------------------------
+    generator: Literal["auto", "extractive", "openai", "llamacpp"] = Field(
+        "auto",
+        description="auto: openai when RAG_LLM_BASE_URL or RAG_LLM_API_KEY is set, llamacpp when "
+        "RAG_LLAMACPP_MODEL_PATH is set, else extractive (no model call).",
+    )
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout: float = Field(60.0, gt=0)
+    llm_max_retries: int = Field(2, ge=0)
+    llm_temperature: float = Field(0.1, ge=0, le=2)
+    llm_max_tokens: int = Field(512, gt=0, description="Tokens reserved for the answer.")
+    llm_context_window: int = Field(8192, gt=256, description="Context window of the model, in tokens.")
+    # Prompts are measured with tiktoken; other models' tokenizers count differently, so keep a margin.
+    llm_context_margin: float = Field(0.85, gt=0.1, le=1.0)
+    llamacpp_model_path: Path | None = None
+    llamacpp_threads: int | None = None
+
+    # Calibrated on the shared datasets for the default embedding model (see benchmarks/calibrate_decline.py);
+    # re-calibrate when changing the embedding model.
+    min_score: float = Field(0.40, description="Below this best retrieval score the bot declines and hands off.")
+    fallback_message: str = (
+        "I'm sorry, I couldn't find that in our documents. Let me connect you with a member of our team."
+    )
+    fallback_message_zh: str = "抱歉，我们的资料中没有找到相关信息。我将为您转接人工客服。"
+    extractive_max_sentences: int = Field(3, gt=0)
+
+    # --- HTTP ----------------------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8000, gt=0, lt=65536)
+    max_question_chars: int = Field(2000, gt=0)
+    max_body_bytes: int = Field(65536, gt=0)
+    max_top_k: int = Field(20, gt=0)
+
+    def resolved_generator(self) -> str:
+        if self.generator != "auto":
+            return self.generator
+        if self.llm_base_url or self.llm_api_key:
+            return "openai"
+        if self.llamacpp_model_path:
+            return "llamacpp"
+        return "extractive"
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> "Settings":

@@ -111,3 +111,49 @@ class Filters:
 
     def is_empty(self) -> bool:
         return not self.source_prefix and not self.metadata
+
+
+@dataclass
+class Citation:
+    """A passage the answer cites; `marker` is the n of its [n] in the answer text."""
+
+    marker: int
+    chunk_id: int | None
+    source: str
+    title: str
+    heading: str
+    snippet: str
+    score: float
+    url: str | None = None
+    page: int | None = None
+    row: int | None = None
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated: bool = False  # counted with tiktoken because the server reported none
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass
+class Answer:
+    """What the bot replies: grounded text with citations, or a decline that hands off to a person."""
+
+    question: str
+    answer: str
+    answered: bool
+    handoff: bool
+    citations: list[Citation]
+    passages: list[Passage]
+    generator: str
+    language: str
+    usage: Usage = field(default_factory=Usage)
+    latency_ms: float = 0.0
+    conversation_id: str = ""
+    message_id: str = ""
+    decline_reason: str | None = None  # "low_retrieval_score", "model_declined", "no_passages"

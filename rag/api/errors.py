@@ -1,0 +1,62 @@
+"""Error translation at the HTTP edge: every failure becomes a JSON body `{"error": {"type", "message"}}`."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rag.errors import GeneratorTimeout, GeneratorUnavailable, KnowledgeBaseError, RagError
+
+log = logging.getLogger("rag.api")
+_HTTP_TYPES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type"}
+
+
+def error_response(status: int, type_: str, message: str, fields: list | None = None) -> JSONResponse:
+    body: dict = {"type": type_, "message": message}
+    if fields:
+        body["fields"] = fields
+    return JSONResponse({"error": body}, status_code=status)
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict]:
+    out = []
+    for e in exc.errors():
+        loc = [str(p) for p in e.get("loc", ()) if p != "body"]
+        out.append({"field": ".".join(loc) or "body", "problem": e.get("msg", "invalid"), "type": e.get("type", "")})
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = _field_errors(exc)
+        if any(f["type"] == "json_invalid" for f in fields):
+            return error_response(400, "invalid_json", "The request body is not valid JSON - send a JSON object such as {\"question\": \"...\"}")
+        summary = "; ".join(f"{f['field']}: {f['problem']}" for f in fields)
+        return error_response(422, "invalid_request", f"Invalid request - {summary}", fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        type_ = _HTTP_TYPES.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, type_, str(exc.detail))
+
+    @app.exception_handler(GeneratorTimeout)
+    async def timeout(_: Request, exc: GeneratorTimeout) -> JSONResponse:
+        return error_response(504, "llm_timeout", str(exc))
+
+    @app.exception_handler(GeneratorUnavailable)
+    async def unavailable(_: Request, exc: GeneratorUnavailable) -> JSONResponse:
+        return error_response(502, "llm_unavailable", str(exc))
+
+    @app.exception_handler(KnowledgeBaseError)
+    async def kb_error(_: Request, exc: KnowledgeBaseError) -> JSONResponse:
+        return error_response(503, "knowledge_base_error", str(exc))
+
+    @app.exception_handler(RagError)
+    async def rag_error(_: Request, exc: RagError) -> JSONResponse:
+        log.exception("request failed")
+        return error_response(500, "internal_error", str(exc))
