@@ -6,6 +6,7 @@ Shared by the HTTP API, `rag ask` and `rag eval`, so all three behave the same. 
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from typing import Iterator, Literal
@@ -15,10 +16,14 @@ import tiktoken
 from rag.citations import parse_citations
 from rag.generators import GenerationRequest, Generator
 from rag.language import detect_language
-from rag.prompting import DECLINE_MARKER, build_prompt
+from rag.decline import support_score
+from rag.errors import ContextOverflow
+from rag.prompting import DECLINE_MARKER, Prompt, build_prompt
 from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.types import Answer, Filters, Passage, Usage
+
+_OVERFLOW_RETRIES = 2
 
 ChatEvent = tuple[Literal["delta"], str] | tuple[Literal["answer"], Answer]
 
@@ -46,25 +51,18 @@ class ChatService:
         passages = self.retriever.retrieve(question, top_k or self.settings.top_k, filters)
         ids = dict(conversation_id=conversation_id or uuid.uuid4().hex, message_id=uuid.uuid4().hex)
 
-        if not passages or passages[0].score < self.settings.min_score:
+        threshold = self.settings.min_score_zh if language == "zh" else self.settings.min_score
+        if not passages or support_score(question, passages) < threshold:
             reason = "no_passages" if not passages else "low_retrieval_score"
             yield from self._decline(question, language, passages, reason, Usage(), started, ids)
             return
 
-        prompt = None
-        if self.generator.needs_prompt:
-            prompt = build_prompt(
-                question, passages, language=language, encoding=self.encoding,
-                context_window=self.settings.llm_context_window, answer_tokens=self.settings.llm_max_tokens,
-                margin=self.settings.llm_context_margin,
-            )
-            passages = prompt.passages
-        request = GenerationRequest(question=question, language=language, passages=passages, prompt=prompt)
+        items, passages, prompt = self._start_generation(question, language, passages)
 
         text_parts: list[str] = []
         usage: Usage | None = None
         held: str | None = ""  # the start of the reply is held back until it cannot be the decline marker
-        for item in self.generator.stream(request):
+        for item in items:
             if isinstance(item, Usage):
                 usage = item
                 continue
@@ -97,6 +95,31 @@ class ChatService:
             latency_ms=(time.perf_counter() - started) * 1000, **ids,
         )
         yield ("answer", answer)
+
+    def _start_generation(self, question: str, language: str, passages: list[Passage]
+                          ) -> tuple[Iterator[str | Usage], list[Passage], Prompt | None]:
+        """Start the generator; a model whose tokenizer counts more tokens than tiktoken may reject the
+        prompt as too long, so retry with a smaller passage budget (before anything was streamed)."""
+        margin = self.settings.llm_context_margin
+        for attempt in range(_OVERFLOW_RETRIES + 1):
+            prompt = None
+            if self.generator.needs_prompt:
+                prompt = build_prompt(
+                    question, passages, language=language, encoding=self.encoding,
+                    context_window=self.settings.llm_context_window, answer_tokens=self.settings.llm_max_tokens,
+                    margin=margin,
+                )
+            used = prompt.passages if prompt else passages
+            items = self.generator.stream(GenerationRequest(question, language, used, prompt))
+            try:
+                first = next(items, None)
+            except ContextOverflow:
+                if attempt == _OVERFLOW_RETRIES or prompt is None:
+                    raise
+                margin *= 0.6
+                continue
+            return (itertools.chain([] if first is None else [first], items), used, prompt)
+        raise AssertionError("unreachable")
 
     def _decline(self, question: str, language: str, passages: list[Passage], reason: str, usage: Usage,
                  started: float, ids: dict[str, str]) -> Iterator[ChatEvent]:

@@ -52,5 +52,7 @@ def parse_citations(answer: str, passages: Sequence[Passage]) -> tuple[str, list
         return (lead + "".join(f"[{n}]" for n in dict.fromkeys(valid))) if valid else ""
 
     text = _MARKER.sub(replace, answer)
+    # a dropped marker may have taken the space before a kept one: "days [0][1]" -> "days [1]"
+    text = re.sub(r"(?<=[A-Za-z0-9%)])\[(\d+)\]", r" [\1]", text)
     text = re.sub(r"[ \t]+([.,;:!?。，；：！？])", r"\1", text).strip()
     return text, [make_citation(n, passages[n - 1]) for n in cited]

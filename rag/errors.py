@@ -14,6 +14,7 @@
     ├── DatasetError                an evaluation folder is not in the BEIR layout
     └── GenerationError             the language model could not produce an answer
         ├── GeneratorUnavailable    the LLM server cannot be reached or refused the request (HTTP 502)
+        │   └── ContextOverflow     the prompt is longer than the model's context (retried with fewer passages)
         └── GeneratorTimeout        the LLM server did not answer in time (HTTP 504)
 
 Only the edges (CLI, HTTP) translate these into exit codes or status codes.
@@ -92,4 +93,8 @@ class GeneratorUnavailable(GenerationError):
 
 
 class GeneratorTimeout(GenerationError):
+    pass
+
+
+class ContextOverflow(GeneratorUnavailable):
     pass

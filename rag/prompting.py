@@ -112,7 +112,7 @@ def build_prompt(
             continue
         room = budget - spent - (cost - len(encoding.encode(_escape(text), disallowed_special=())))
         if room >= MIN_PARTIAL_PASSAGE_TOKENS:
-            blocks.append(_block(len(used) + 1, passage, _truncate(_escape(text), room - 2, encoding)))
+            blocks.append(_block(len(used) + 1, passage, _truncate(_escape(text), room, encoding)))
             used.append(passage)
         break
     messages = messages_for(blocks)
@@ -126,8 +126,17 @@ def build_prompt(
 
 
 def _truncate(text: str, max_tokens: int, encoding: tiktoken.Encoding) -> str:
-    tokens = encoding.encode(text, disallowed_special=())
-    if len(tokens) <= max_tokens:
+    """The longest prefix of `text` (plus an ellipsis) within `max_tokens`; cuts at characters, never mid-UTF-8."""
+    def fits(n: int) -> bool:
+        return len(encoding.encode(text[:n] + " ...", disallowed_special=())) <= max_tokens
+
+    if fits(len(text)):
         return text
-    _, offsets = encoding.decode_with_offsets(tokens[: max_tokens + 1])
-    return text[: offsets[max_tokens]].rstrip() + " ..."
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo].rstrip() + " ..."

@@ -15,7 +15,7 @@ from rag.text import sentence_spans
 _INJECTION = re.compile(
     r"""(
         \b(ignore|disregard|forget|override)\b[^.!?\n]{0,40}\b(previous|prior|above|earlier|all|any|your|the)\b[^.!?\n]{0,30}\b(instructions?|rules?|prompts?|directions?|guidelines?)\b
-      | \byou\s+are\s+now\b
+      | \byou\s+are\s+now\s+(a|an|in|the|my)\b[^.!?\n]{0,30}\b(assistant|bot|ai|model|mode|persona|character|dan)\b
       | \b(new|updated)\s+(system\s+)?instructions?\s*:
       | \bsystem\s+prompt\b
       | \bact\s+as\s+(an?\s+)?(unrestricted|different|new)\b

@@ -58,9 +58,13 @@ class Settings(BaseSettings):
     llamacpp_model_path: Path | None = None
     llamacpp_threads: int | None = None
 
-    # Calibrated on the shared datasets for the default embedding model (see benchmarks/calibrate_decline.py);
+    # Calibrated on the shared datasets for the default embedding model (benchmarks/calibrate_decline.py);
     # re-calibrate when changing the embedding model.
-    min_score: float = Field(0.40, description="Below this best retrieval score the bot declines and hands off.")
+    min_score: float = Field(
+        0.52, description="Below this support score (best retrieval score + lexical coverage, see rag.decline) "
+        "the bot declines and hands off."
+    )
+    min_score_zh: float = Field(0.56, description="The same for Chinese questions (scored on another scale).")
     fallback_message: str = (
         "I'm sorry, I couldn't find that in our documents. Let me connect you with a member of our team."
     )

@@ -15,20 +15,11 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from rag.generators import GenerationRequest
+from rag.lexical import terms
 from rag.safety import looks_like_injection
 from rag.text import sentence_spans
 from rag.types import Passage, Usage
 
-_WORD = re.compile(r"[a-z0-9]+(?:[.'’][a-z0-9]+)*")
-_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
-_STOPWORDS = frozenset(
-    """a an the and or but if then so of to in on at by for with from about as into over after before is are was were
-    be been being am do does did doing have has had having i me my we our you your he she it its they them their this
-    that these those what which who whom whose when where why how can could should would will shall may might must not
-    no yes there here any some all more most other such only own same than too very just also please tell know want
-    get got up out again further once s t don isn aren""".split()
-)
-_CJK_STOP = frozenset("什么 怎么 如何 为什 可以 请问 是否 吗 呢 的 了 是 我 你 我的 你们 一下 么 有没 没有 哪些 能否 能不".split())
 _MAX_FAQ_CHARS = 700
 
 # What kind of answer a question asks for, and what such an answer looks like in a sentence. Questions
@@ -48,26 +39,6 @@ _ANSWER_TYPES = [
 ]
 _TYPE_BONUS = 0.3
 _MARKUP = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+|\*\*|__|`")
-
-
-def _stem(word: str) -> str:
-    for suffix in ("ingly", "edly", "ing", "ies", "ied", "es", "ed", "ly", "s"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            return word[: -len(suffix)] + ("y" if suffix in ("ies", "ied") else "")
-    return word
-
-
-def terms(text: str) -> set[str]:
-    """Content terms: stemmed English words and Chinese character bigrams (single characters for 1-char runs)."""
-    lower = text.lower()
-    out = {_stem(w) for w in _WORD.findall(lower) if w not in _STOPWORDS and (len(w) > 1 or w.isdigit())}
-    for run in _CJK_RUN.findall(lower):
-        if len(run) == 1:
-            if run not in _CJK_STOP:
-                out.add(run)
-            continue
-        out.update(b for b in (run[i : i + 2] for i in range(len(run) - 1)) if b not in _CJK_STOP)
-    return out
 
 
 @dataclass

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Iterator
 
-from rag.errors import ConfigurationError, GenerationError, GeneratorTimeout, GeneratorUnavailable
+from rag.errors import ConfigurationError, ContextOverflow, GenerationError, GeneratorTimeout, GeneratorUnavailable
 from rag.generators import GenerationRequest
 from rag.types import Usage
+
+
+_CONTEXT_ERROR = re.compile(r"context|too long|exceed|maximum.*tokens", re.IGNORECASE)
 
 
 class OpenAIGenerator:
@@ -68,6 +72,10 @@ class OpenAIGenerator:
             raise GeneratorUnavailable(f"The language model at {where} refused the API key - check RAG_LLM_API_KEY") from exc
         except openai.NotFoundError as exc:
             raise GeneratorUnavailable(f"The language model at {where} has no model {self.model!r} - check RAG_LLM_MODEL") from exc
+        except openai.BadRequestError as exc:
+            if _CONTEXT_ERROR.search(str(exc.message)):
+                raise ContextOverflow(f"The prompt is too long for the model at {where}: {exc.message} - lower RAG_LLM_CONTEXT_WINDOW") from exc
+            raise GeneratorUnavailable(f"The language model at {where} rejected the request: {exc.message}") from exc
         except openai.APIStatusError as exc:
             raise GeneratorUnavailable(f"The language model at {where} answered HTTP {exc.status_code}: {exc.message}") from exc
 

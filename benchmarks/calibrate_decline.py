@@ -1,0 +1,116 @@
+"""Calibrate the decline thresholds (`RAG_MIN_SCORE`, `RAG_MIN_SCORE_ZH`) on the shared datasets.
+
+    python benchmarks/calibrate_decline.py [--datasets DIR]
+
+For every dataset, its own answerable questions are in-domain (the bot should answer) and the other
+datasets' questions, asked of the same knowledge base, are out-of-domain (the bot should decline). The
+support score of each question (rag.decline.support_score: best retrieval score plus lexical coverage of the
+question by the top passages) is recorded; the threshold chosen is the middle of the range whose mean
+balanced accuracy over datasets is within 0.005 of the best, separately for English and Chinese questions (the embedding model scores the two
+on different scales). ClapNQ's unanswerable questions are reported too: they are on-topic, so a score
+threshold alone cannot catch them, and they are not used to choose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ingest.pipeline import ingest  # noqa: E402
+from rag.embedders import SentenceTransformerEmbedder  # noqa: E402
+from rag.evaluation import load_dataset  # noqa: E402
+from rag.knowledge_base import KnowledgeBase  # noqa: E402
+from rag.decline import support_score  # noqa: E402
+from rag.language import detect_language  # noqa: E402
+from rag.types import Passage  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+
+NAMES = ["stackfaq", "rgb-en", "rgb-zh", "clapnq"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
+    args = parser.parse_args()
+    settings = Settings(_env_file=None)
+    embedder = SentenceTransformerEmbedder(settings.embedding_model)
+    datasets = {n: load_dataset(args.datasets / n) for n in NAMES if (args.datasets / n / "corpus.jsonl").is_file()}
+
+    questions: dict[str, list[tuple[str, str]]] = {}  # dataset -> [(qid, text)] answerable-in-domain
+    unanswerable: dict[str, list[str]] = {}
+    for name, d in datasets.items():
+        questions[name] = [(q, d.queries[q]) for q in d.judged_queries]
+        unanswerable[name] = [q for q, gold in d.answers.items() if not gold and q in d.queries]
+    all_texts = sorted({t for qs in questions.values() for _, t in qs} | {datasets[n].queries[q] for n, qs in unanswerable.items() for q in qs})
+    vectors = dict(zip(all_texts, embedder.embed(all_texts)))
+    lang = {t: detect_language(t) for t in all_texts}
+
+    # scores[lang]["in"|"out"][dataset] -> list of best scores
+    scores: dict[str, dict[str, dict[str, list[float]]]] = {l: {"in": {}, "out": {}} for l in ("en", "zh")}
+    near: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="rag-calibrate-") as tmp:
+        for name, d in datasets.items():
+            kb_dir = Path(tmp) / name
+            ingest([d.corpus_file], kb_dir, embedder, settings)
+            with KnowledgeBase.open(kb_dir) as kb:
+                def best(texts: list[str]) -> list[float]:
+                    if not texts:
+                        return []
+                    hits = kb.search(np.vstack([vectors[t] for t in texts]), 3)
+                    chunks = kb.chunks(sorted({cid for row in hits for cid, _ in row}))
+                    return [support_score(t, [Passage(chunks[cid], s) for cid, s in row]) for t, row in zip(texts, hits)]
+
+                for name_q, qs in questions.items():
+                    side = "in" if name_q == name else "out"
+                    for l in ("en", "zh"):
+                        texts = [t for _, t in qs if lang[t] == l]
+                        if texts:
+                            scores[l][side].setdefault(name, []).extend(best(texts))
+                near[name] = best([d.queries[q] for q in unanswerable[name]])
+
+    grid = np.round(np.arange(0.10, 1.00, 0.01), 2)
+    print("support score: in-domain (should answer) vs out-of-domain (should decline)")
+    print(f"{'lang':<5} {'threshold':>9} {'dataset':<10} {'in-domain answered':>19} {'out-of-domain declined':>23} {'balanced':>9}")
+    chosen: dict[str, float] = {}
+    for l in ("en", "zh"):
+        names = [n for n in scores[l]["in"] if n in scores[l]["out"]]
+        if not names and scores[l]["in"] and scores[l]["out"]:
+            # one dataset in this language: its questions asked of the other-language knowledge bases are the
+            # out-of-domain side
+            pooled = "+".join(scores[l]["in"])
+            scores[l]["in"] = {pooled: sum(scores[l]["in"].values(), [])}
+            scores[l]["out"] = {pooled: sum(scores[l]["out"].values(), [])}
+            names = [pooled]
+        pairs = [(np.array(scores[l]["in"][n]), np.array(scores[l]["out"][n])) for n in names]
+        if not pairs:
+            continue
+
+        def balanced(t: float) -> float:
+            return float(np.mean([((i >= t).mean() + (o < t).mean()) / 2 for i, o in pairs]))
+
+        values = np.array([balanced(t) for t in grid])
+        # the middle of the plateau of near-best thresholds is safer on unseen data than its edge
+        t_best = float(np.median(grid[values >= values.max() - 0.005]))
+        chosen[l] = t_best
+        for n in scores[l]["in"]:
+            if n not in scores[l]["out"]:
+                continue
+            i, o = np.array(scores[l]["in"][n]), np.array(scores[l]["out"][n])
+            print(f"{l:<5} {t_best:>9.2f} {n:<10} {(i >= t_best).mean():>19.3f} {(o < t_best).mean():>23.3f} "
+                  f"{((i >= t_best).mean() + (o < t_best).mean()) / 2:>9.3f}   (n={len(i)} in, {len(o)} out)")
+    for n, s in near.items():
+        if s:
+            t = chosen.get("en", 0.0)
+            print(f"near-domain unanswerable ({n}, en): declined {np.mean(np.array(s) < t):.3f} at {t:.2f} (n={len(s)})")
+    print("chosen: " + ", ".join(f"{'RAG_MIN_SCORE' if l == 'en' else 'RAG_MIN_SCORE_ZH'}={t:.2f}" for l, t in chosen.items()))
+
+
+if __name__ == "__main__":
+    main()

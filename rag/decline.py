@@ -1,0 +1,24 @@
+"""When to decline: the evidence that the retrieved passages support an answer (pure functions).
+
+Support = best retrieval score + LEXICAL_WEIGHT x the share of the question's content terms found in the
+top passages. The semantic score alone confuses "on topic" with "answers it" less often when the words the
+customer used actually appear; the weight and the thresholds (`RAG_MIN_SCORE`, `RAG_MIN_SCORE_ZH`) are
+calibrated together by benchmarks/calibrate_decline.py on the shared datasets.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from rag.lexical import coverage
+from rag.types import Passage
+
+LEXICAL_WEIGHT = 0.2
+SUPPORT_PASSAGES = 3
+
+
+def support_score(question: str, passages: Sequence[Passage]) -> float:
+    if not passages:
+        return 0.0
+    top = passages[:SUPPORT_PASSAGES]
+    return passages[0].score + LEXICAL_WEIGHT * coverage(question, [p.chunk.embedding_text() for p in top])

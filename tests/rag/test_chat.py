@@ -1,0 +1,110 @@
+"""The chat path's logic with small in-process fakes (retriever, generator); real ones are tested end to end."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.chat import ChatService
+from rag.errors import ContextOverflow, GeneratorUnavailable
+from rag.prompting import DECLINE_MARKER
+from rag.settings import Settings
+from rag.tokenizer import get_encoding
+from rag.types import Chunk, Passage, Usage
+
+
+def passages(score: float = 0.8, n: int = 3) -> list[Passage]:
+    return [Passage(Chunk(doc_id=f"d{i}", source=f"docs/{i}.md", text=f"Fact number {i}. " * 20, position=0, id=i), score - i / 100)
+            for i in range(1, n + 1)]
+
+
+class FakeRetriever:
+    def __init__(self, result):
+        self.result = result
+        self.calls = 0
+
+    def retrieve(self, question, k=5, filters=None):
+        self.calls += 1
+        return self.result[:k]
+
+
+class ScriptedGenerator:
+    """Replays deltas; `fail_first` raises that error on the first call."""
+
+    name = "scripted"
+    needs_prompt = True
+
+    def __init__(self, deltas, usage=None, fail_first=None):
+        self.deltas, self.usage, self.fail_first = deltas, usage, fail_first
+        self.requests = []
+
+    def stream(self, request):
+        self.requests.append(request)
+        if self.fail_first and len(self.requests) == 1:
+            raise self.fail_first
+        yield from self.deltas
+        if self.usage:
+            yield self.usage
+
+
+def service(result, generator, **settings) -> ChatService:
+    return ChatService(Settings(_env_file=None, **settings), FakeRetriever(result), generator, get_encoding())
+
+
+def run(svc, question="How long is shipping?"):
+    events = list(svc.stream(question))
+    deltas = "".join(p for k, p in events if k == "delta")
+    assert events[-1][0] == "answer"
+    return deltas, events[-1][1]
+
+
+def test_answer_with_citations_and_usage():
+    gen = ScriptedGenerator(["Shipping takes ", "three days [1]", " and is free [3][9]."], usage=Usage(120, 9))
+    deltas, answer = run(service(passages(), gen))
+    assert deltas == "Shipping takes three days [1] and is free [3][9]."
+    assert answer.answer == "Shipping takes three days [1] and is free [3]."
+    assert [c.marker for c in answer.citations] == [1, 3]
+    assert answer.answered and not answer.handoff
+    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens, answer.usage.estimated) == (120, 9, False)
+    assert answer.conversation_id and answer.message_id and answer.latency_ms > 0
+
+
+def test_low_retrieval_score_declines_without_calling_the_model():
+    gen = ScriptedGenerator(["should not run"])
+    deltas, answer = run(service(passages(score=0.2), gen))
+    assert gen.requests == []
+    assert (answer.answered, answer.handoff, answer.decline_reason) == (False, True, "low_retrieval_score")
+    assert deltas == answer.answer == Settings(_env_file=None).fallback_message
+
+
+def test_chinese_question_gets_the_chinese_fallback_and_its_own_threshold():
+    gen = ScriptedGenerator(["x"])
+    _, answer = run(service(passages(score=0.50), gen, min_score=0.45, min_score_zh=0.54), "运费是多少？")
+    assert answer.answer == Settings(_env_file=None).fallback_message_zh and answer.language == "zh"
+
+
+def test_model_decline_marker_is_never_streamed():
+    gen = ScriptedGenerator(["NO_", "ANS", "WER"])
+    deltas, answer = run(service(passages(), gen))
+    assert DECLINE_MARKER not in deltas
+    assert (answer.answered, answer.handoff, answer.decline_reason) == (False, True, "model_declined")
+    assert answer.usage.estimated  # the server reported no usage: counted with tiktoken
+
+
+def test_reply_shorter_than_the_marker_is_still_streamed():
+    deltas, answer = run(service(passages(), ScriptedGenerator(["No"])))
+    assert deltas == "No" and answer.answer == "No" and answer.answered
+
+
+def test_context_overflow_is_retried_with_fewer_passages():
+    gen = ScriptedGenerator(["Fine [1]."], fail_first=ContextOverflow("too long"))
+    long_passages = [Passage(Chunk(doc_id=f"d{i}", source="s", text="word " * 400, position=0, id=i), 0.9) for i in range(8)]
+    _, answer = run(service(long_passages, gen, llm_context_window=4096, top_k=8))
+    assert len(gen.requests) == 2
+    assert len(gen.requests[1].passages) < len(gen.requests[0].passages)
+    assert answer.answered
+
+
+def test_other_generator_errors_propagate():
+    svc = service(passages(), ScriptedGenerator([], fail_first=GeneratorUnavailable("down")))
+    with pytest.raises(GeneratorUnavailable):
+        svc.answer("hello there")
