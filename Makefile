@@ -2,30 +2,41 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# llama.cpp (test LLM server, optional in-process generator) is compiled for a portable x86-64 baseline with
+# AVX2: a native build may emit AMX kernels that crash under virtual machines that report AMX.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
-.PHONY: install run test bench clean
+.PHONY: install install-dev run test bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
 	# the pinned CPU build comes from local disk; an unpinned torch would pull GBs of CUDA
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(BIN)/pip install --quiet -e .
+	touch $@
 
-install: $(STAMP)
+$(VENV)/.installed-dev: $(VENV)/.installed
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
 
 run: install
 	$(BIN)/rag ingest data/
-	$(BIN)/rag ask "How long does standard shipping take?"
+	$(BIN)/rag serve --host $(HOST) --port $(PORT)
 
-test: install
+test: install-dev
 	$(BIN)/python -m pytest -q
 
-bench: install
+bench: install-dev
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/chat.py
 
 clean:
 	rm -rf kb .pytest_cache
