@@ -14,6 +14,7 @@ import faiss
 import numpy as np
 
 IndexType = Literal["flat", "hnsw", "ivf"]
+_MAX_THREADS = faiss.omp_get_max_threads()
 
 
 class VectorIndex(Protocol):
@@ -114,6 +115,9 @@ class FaissVectorIndex:
                 return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
             selector = faiss.IDSelectorBatch(np.asarray(allowed_ids, dtype=np.int64))
         params = self._params(selector)
+        # One query gains nothing from OpenMP threads, and waking them right after the embedding model's own
+        # thread pool ran costs milliseconds; batches (evaluation) still use every core. Per calling thread.
+        faiss.omp_set_num_threads(1 if len(queries) == 1 else _MAX_THREADS)
         if params is None:
             return self.index.search(queries, k)
         return self.index.search(queries, k, params=params)
