@@ -5,7 +5,7 @@
 For every dataset, its own answerable questions are in-domain (the bot should answer) and the other
 datasets' questions, asked of the same knowledge base, are out-of-domain (the bot should decline). The
 support score of each question (rag.decline.support_score: best retrieval score plus lexical coverage of the
-question by the top passages) is recorded; the threshold chosen is the middle of the range whose mean
+question by the top passages, as the chat's retriever returns them) is recorded; the threshold chosen is the middle of the range whose mean
 balanced accuracy over datasets is within 0.005 of the best, separately for English and Chinese questions (the embedding model scores the two
 on different scales). ClapNQ's unanswerable questions are reported too: they are on-topic, so a score
 threshold alone cannot catch them, and they are not used to choose.
@@ -29,7 +29,7 @@ from rag.evaluation import load_dataset  # noqa: E402
 from rag.knowledge_base import KnowledgeBase  # noqa: E402
 from rag.decline import support_score  # noqa: E402
 from rag.language import detect_language  # noqa: E402
-from rag.types import Passage  # noqa: E402
+from rag.retrieval import create_retriever  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 NAMES = ["stackfaq", "rgb-en", "rgb-zh", "clapnq"]
@@ -49,7 +49,6 @@ def main() -> None:
         questions[name] = [(q, d.queries[q]) for q in d.judged_queries]
         unanswerable[name] = [q for q, gold in d.answers.items() if not gold and q in d.queries]
     all_texts = sorted({t for qs in questions.values() for _, t in qs} | {datasets[n].queries[q] for n, qs in unanswerable.items() for q in qs})
-    vectors = dict(zip(all_texts, embedder.embed(all_texts)))
     lang = {t: detect_language(t) for t in all_texts}
 
     # scores[lang]["in"|"out"][dataset] -> list of best scores
@@ -60,12 +59,11 @@ def main() -> None:
             kb_dir = Path(tmp) / name
             ingest([d.corpus_file], kb_dir, embedder, settings)
             with KnowledgeBase.open(kb_dir) as kb:
+                retriever = create_retriever(settings.retriever, kb, embedder, settings)
+
                 def best(texts: list[str]) -> list[float]:
-                    if not texts:
-                        return []
-                    hits = kb.search(np.vstack([vectors[t] for t in texts]), 3)
-                    chunks = kb.chunks(sorted({cid for row in hits for cid, _ in row}))
-                    return [support_score(t, [Passage(chunks[cid], s) for cid, s in row]) for t, row in zip(texts, hits)]
+                    found = retriever.retrieve_many(texts, settings.top_k) if texts else []
+                    return [support_score(t, passages) for t, passages in zip(texts, found)]
 
                 for name_q, qs in questions.items():
                     side = "in" if name_q == name else "out"

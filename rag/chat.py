@@ -137,12 +137,12 @@ def build_chat_service(settings: Settings) -> ChatService:
     from rag.embedders import SentenceTransformerEmbedder
     from rag.generators import create_generator
     from rag.knowledge_base import KnowledgeBase
-    from rag.retrieval import DenseRetriever
+    from rag.retrieval import create_retriever
     from rag.tokenizer import get_encoding
 
     kb = KnowledgeBase.open(settings.kb_dir, embedding_model=settings.embedding_model,
                             ef_search=settings.hnsw_ef_search, nprobe=settings.ivf_nprobe)
     embedder = SentenceTransformerEmbedder(settings.embedding_model, device=settings.embedding_device,
                                            batch_size=settings.embedding_batch_size, offline=settings.hf_offline)
-    return ChatService(settings, DenseRetriever(kb, embedder), create_generator(settings),
+    return ChatService(settings, create_retriever(settings.retriever, kb, embedder, settings), create_generator(settings),
                        get_encoding(settings.tokenizer_encoding))

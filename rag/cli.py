@@ -77,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate retrieval on a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
     p.add_argument("dataset", type=Path)
-    p.add_argument("--retriever", choices=["dense"], default="dense")
+    p.add_argument("--retriever", choices=["dense", "bm25", "hybrid", "all"], default="hybrid",
+                   help="which retriever to score; `all` scores the three side by side (default hybrid)")
     p.add_argument("--k", type=int, default=10, help="cut-off for the metrics (default 10)")
     p.add_argument("--model", help="embedding model name or path")
     p.add_argument("--generator", choices=["extractive", "openai", "llamacpp"], help="override RAG_GENERATOR for answer evaluation")
@@ -210,13 +211,16 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from rag.evaluation import load_dataset, ranked_records, score_answers, score_rankings
     from rag.generators import create_generator
     from rag.knowledge_base import KnowledgeBase
-    from rag.retrieval import DenseRetriever
+    from rag.retrieval import create_retriever
     from rag.tokenizer import get_encoding
 
     if args.k <= 0:
         raise ValueError(f"--k must be greater than 0, got {args.k}")
+    kinds = ["bm25", "dense", "hybrid"] if args.retriever == "all" else [args.retriever]
+    answer_kind = "hybrid" if args.retriever == "all" else args.retriever
     dataset = load_dataset(args.dataset)
     embedder = _embedder(settings)
+    results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
         started = time.perf_counter()
         report = ingest([dataset.corpus_file], Path(tmp) / "kb", embedder, settings)
@@ -224,31 +228,35 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         for failure in report.failed:
             print(f"failed: {failure.path}: {failure.reason}", file=sys.stderr)
         with KnowledgeBase.open(Path(tmp) / "kb") as kb:
-            retriever = DenseRetriever(kb, embedder)
             qids = dataset.judged_queries
-            started = time.perf_counter()
-            # documents split into several chunks: fetch extra chunks so k distinct documents remain
-            results = retriever.retrieve_many([dataset.queries[q] for q in qids], k=max(5 * args.k, 50))
-            query_s = time.perf_counter() - started
-            metrics = score_rankings({q: ranked_records(r) for q, r in zip(qids, results)}, dataset.qrels, args.k)
-            result: dict[str, Any] = {k: round(v, 4) for k, v in metrics.items()}
-            result.update(ingest_seconds=round(ingest_s, 2), query_ms=round(1000 * query_s / max(1, len(qids)), 2))
-            if dataset.answers and not args.no_answers:
-                service = ChatService(settings, retriever, create_generator(settings), get_encoding(settings.tokenizer_encoding))
-                answers = {q: service.answer(dataset.queries[q]) for q in dataset.answers if q in dataset.queries}
-                result["answers"] = {"generator": service.generator.name, **score_answers(answers, dataset)}
+            for kind in kinds:
+                retriever = create_retriever(kind, kb, embedder, settings)
+                started = time.perf_counter()
+                # documents split into several chunks: fetch extra chunks so k distinct documents remain
+                found = retriever.retrieve_many([dataset.queries[q] for q in qids], k=max(5 * args.k, 50))
+                query_s = time.perf_counter() - started
+                metrics = score_rankings({q: ranked_records(r) for q, r in zip(qids, found)}, dataset.qrels, args.k)
+                result: dict[str, Any] = {k: round(v, 4) for k, v in metrics.items()}
+                result.update(ingest_seconds=round(ingest_s, 2), query_ms=round(1000 * query_s / max(1, len(qids)), 2))
+                if kind == answer_kind and dataset.answers and not args.no_answers:
+                    service = ChatService(settings, retriever, create_generator(settings), get_encoding(settings.tokenizer_encoding))
+                    answers = {q: service.answer(dataset.queries[q]) for q in dataset.answers if q in dataset.queries}
+                    result["answers"] = {"generator": service.generator.name, **score_answers(answers, dataset)}
+                results[kind] = result
     k = args.k
-    print(f"{'dataset':<12} {'retriever':<10} {'ndcg@' + str(k):>9} {'recall@' + str(k):>10} {'mrr@' + str(k):>8} {'queries':>8}")
-    print(f"{args.dataset.name:<12} {args.retriever:<10} {result[f'ndcg@{k}']:>9.4f} {result[f'recall@{k}']:>10.4f} "
-          f"{result[f'mrr@{k}']:>8.4f} {result['queries']:>8}")
-    if "answers" in result:
-        a = result["answers"]
-        shown = {key: ("-" if a[key] is None else f"{a[key]:.4f}") for key in ("answer_accuracy", "answered_rate", "decline_accuracy", "citation_precision")}
-        print(f"answers ({a['generator']}): accuracy {shown['answer_accuracy']} on {a['answerable']} answerable, "
-              f"answered {shown['answered_rate']}, decline accuracy {shown['decline_accuracy']} on {a['unanswerable']} "
-              f"unanswerable, citation precision {shown['citation_precision']}")
+    print(f"{'dataset':<12} {'retriever':<10} {'ndcg@' + str(k):>9} {'recall@' + str(k):>10} {'mrr@' + str(k):>8} {'queries':>8} {'ms/query':>9}")
+    for kind, r in results.items():
+        print(f"{args.dataset.name:<12} {kind:<10} {r[f'ndcg@{k}']:>9.4f} {r[f'recall@{k}']:>10.4f} "
+              f"{r[f'mrr@{k}']:>8.4f} {r['queries']:>8} {r['query_ms']:>9.2f}")
+    for kind, r in results.items():
+        if "answers" in r:
+            a = r["answers"]
+            shown = {key: ("-" if a[key] is None else f"{a[key]:.4f}") for key in ("answer_accuracy", "answered_rate", "decline_accuracy", "citation_precision")}
+            print(f"answers ({kind}, {a['generator']}): accuracy {shown['answer_accuracy']} on {a['answerable']} answerable, "
+                  f"answered {shown['answered_rate']}, decline accuracy {shown['decline_accuracy']} on {a['unanswerable']} "
+                  f"unanswerable, citation precision {shown['citation_precision']}")
     if args.json_file:
-        args.json_file.write_text(json.dumps({"dataset": str(args.dataset), args.retriever: result}, indent=2) + "\n", encoding="utf-8")
+        args.json_file.write_text(json.dumps({"dataset": str(args.dataset), **results}, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

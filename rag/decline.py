@@ -1,7 +1,7 @@
 """When to decline: the evidence that the retrieved passages support an answer (pure functions).
 
-Support = best retrieval score + LEXICAL_WEIGHT x the share of the question's content terms found in the
-top passages. The semantic score alone confuses "on topic" with "answers it" less often when the words the
+Support = best cosine similarity among the top passages + LEXICAL_WEIGHT x the share of the question's
+content terms found in them. The semantic score alone confuses "on topic" with "answers it" less often when the words the
 customer used actually appear; the weight and the thresholds (`RAG_MIN_SCORE`, `RAG_MIN_SCORE_ZH`) are
 calibrated together by benchmarks/calibrate_decline.py on the shared datasets.
 """
@@ -21,4 +21,5 @@ def support_score(question: str, passages: Sequence[Passage]) -> float:
     if not passages:
         return 0.0
     top = passages[:SUPPORT_PASSAGES]
-    return passages[0].score + LEXICAL_WEIGHT * coverage(question, [p.chunk.embedding_text() for p in top])
+    similarity = max(p.dense_score if p.dense_score is not None else p.score for p in top)
+    return similarity + LEXICAL_WEIGHT * coverage(question, [p.chunk.embedding_text() for p in top])

@@ -2,12 +2,13 @@
 
     chunks.sqlite          documents, chunks (text, metadata, vectors), and the manifest table
     index-<gen>.faiss      the vector index of generation <gen> (named in the manifest)
+    bm25-<gen>.npz         the lexical (BM25) index of the same generation
     .lock                  held by the one process writing
 
 Atomicity: a change is applied inside one SQLite transaction; the new index file is written and fsynced
 under a new generation name *before* that transaction commits, and the old file is deleted only after.
-A process killed at any moment leaves either the old manifest pointing at the old (intact) index file, or
-the new manifest pointing at the new (complete) one. Stray files of unfinished generations are removed on
+A process killed at any moment leaves either the old manifest pointing at the old (intact) index files, or
+the new manifest pointing at the new (complete) ones. Stray files of unfinished generations are removed on
 the next write.
 """
 
@@ -33,11 +34,13 @@ from rag.errors import (
     KnowledgeBaseLocked,
     KnowledgeBaseNotFound,
 )
+from rag.lexical import bm25_tokens
+from rag.lexical_index import BM25Index
 from rag.types import Chunk, Document, Filters
 from rag.vector_index import FaissVectorIndex, IndexType
 
 DB_NAME = "chunks.sqlite"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS manifest (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -67,7 +70,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL,
     token_count INTEGER NOT NULL,
     text_hash TEXT NOT NULL,
-    vector BLOB NOT NULL
+    vector BLOB NOT NULL,
+    lexical TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
@@ -105,11 +109,13 @@ class Manifest:
 class KnowledgeBase:
     """Open with `KnowledgeBase.open(path)` (read) or `KnowledgeBase.create(path, ...)` (new or existing, write)."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, manifest: Manifest, index: FaissVectorIndex, *, ef_search: int = 128, nprobe: int = 16):
+    def __init__(self, path: Path, conn: sqlite3.Connection, manifest: Manifest, index: FaissVectorIndex,
+                 lexical: BM25Index, *, ef_search: int = 128, nprobe: int = 16):
         self.path = path
         self._conn = conn
         self.manifest = manifest
         self.index = index
+        self.lexical = lexical
         self._lock = threading.Lock()  # one sqlite connection shared by threads of a server
         self._ef_search, self._nprobe = ef_search, nprobe
 
@@ -137,7 +143,8 @@ class KnowledgeBase:
             conn.close()
             raise EmbeddingModelMismatch(path, manifest.embedding_model, manifest.dimension, embedding_model)
         index = _load_index(conn, path, manifest, ef_search, nprobe)
-        return cls(path, conn, manifest, index, ef_search=ef_search, nprobe=nprobe)
+        lexical = _load_lexical(conn, path, manifest)
+        return cls(path, conn, manifest, index, lexical, ef_search=ef_search, nprobe=nprobe)
 
     @classmethod
     def create(
@@ -165,11 +172,13 @@ class KnowledgeBase:
         conn = _connect(path)
         manifest = Manifest(embedding_model, dimension, index_type, generation=0)
         index = FaissVectorIndex.build(index_type, dimension, np.zeros(0, np.int64), np.zeros((0, dimension), np.float32), ef_search=ef_search, nprobe=nprobe)
+        lexical = BM25Index.build([], [])
         with conn:
             conn.executescript(_SCHEMA)
             _write_index_file(index, path, 0)
+            _write_lexical_file(lexical, path, 0)
             _write_manifest(conn, manifest)
-        return cls(path, conn, manifest, index, ef_search=ef_search, nprobe=nprobe)
+        return cls(path, conn, manifest, index, lexical, ef_search=ef_search, nprobe=nprobe)
 
     def refresh(self) -> bool:
         """Pick up a newer generation committed by another process (e.g. `rag ingest` while serving)."""
@@ -179,6 +188,7 @@ class KnowledgeBase:
                 return False
             manifest = _read_manifest(self._conn, self.path)
             self.index = _load_index(self._conn, self.path, manifest, self._ef_search, self._nprobe)
+            self.lexical = _load_lexical(self._conn, self.path, manifest)
             self.manifest = manifest
             return True
 
@@ -261,15 +271,17 @@ class KnowledgeBase:
             "files": docs[1],
             "chunks": chunks,
             "indexed_vectors": self.index.size,
+            "lexical_chunks": self.lexical.size,
         }
 
     def check(self) -> None:
         """Raise KnowledgeBaseCorrupt unless the index holds exactly the stored chunks."""
         with self._lock:
             ids = {r[0] for r in self._conn.execute("SELECT id FROM chunks")}
-        if len(ids) != self.index.size:
+        if len(ids) != self.index.size or len(ids) != self.lexical.size:
             raise KnowledgeBaseCorrupt(
-                f"{self.path}: index holds {self.index.size} vectors but {len(ids)} chunks are stored - "
+                f"{self.path}: indexes hold {self.index.size} vectors and {self.lexical.size} BM25 rows but "
+                f"{len(ids)} chunks are stored - "
                 "re-ingest into a new --kb directory"
             )
 
@@ -278,6 +290,22 @@ class KnowledgeBase:
         allowed = None if filters is None or filters.is_empty() else self.allowed_ids(filters)
         scores, ids = self.index.search(vectors, k, allowed)
         return [[(int(i), float(s)) for s, i in zip(srow, irow) if i >= 0] for srow, irow in zip(scores, ids)]
+
+    def lexical_search(self, query: str, k: int, filters: Filters | None = None) -> list[tuple[int, float]]:
+        """Up to k (chunk id, BM25 score) pairs, best first."""
+        allowed = None if filters is None or filters.is_empty() else self.allowed_ids(filters)
+        return self.lexical.search(bm25_tokens(query), k, allowed)
+
+    def vectors(self, ids: list[int]) -> np.ndarray:
+        """Stored vectors of these chunk ids (rows in the same order; zeros for unknown ids)."""
+        out = np.zeros((len(ids), self.manifest.dimension), np.float32)
+        position = {cid: i for i, cid in enumerate(ids)}
+        with self._lock:
+            for batch in _batches(ids, 500):
+                marks = ",".join("?" * len(batch))
+                for cid, blob in self._conn.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", batch):
+                    out[position[cid]] = np.frombuffer(blob, dtype=np.float32)
+        return out
 
     # ---- writing -------------------------------------------------------------------------------------
     @contextmanager
@@ -329,7 +357,7 @@ class KnowledgeBase:
                         new_ids.append(chunk.id)
                         new_vectors.append(vector)
                         rows.append(_chunk_to_row(chunk, vector))
-                    conn.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                    conn.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
                 conn.execute("INSERT OR REPLACE INTO manifest VALUES ('next_chunk_id', ?)", (str(next_id),))
                 generation = self.manifest.generation + 1
                 if self.index.updatable:
@@ -340,6 +368,8 @@ class KnowledgeBase:
                 else:
                     index = self._build_from_rows(self.manifest.index_type)
                 _write_index_file(index, self.path, generation)
+                lexical = _build_lexical(conn)
+                _write_lexical_file(lexical, self.path, generation)
                 manifest = Manifest(self.manifest.embedding_model, self.manifest.dimension, self.manifest.index_type, generation)
                 _write_manifest(conn, manifest)
                 conn.execute("COMMIT")
@@ -349,7 +379,7 @@ class KnowledgeBase:
                 self.index = _load_index(conn, self.path, self.manifest, self._ef_search, self._nprobe)
                 _remove_stale_index_files(self.path, keep=self.manifest.generation)
                 raise
-            self.index, self.manifest = index, manifest
+            self.index, self.lexical, self.manifest = index, lexical, manifest
         _remove_stale_index_files(self.path, keep=generation)
 
     def _build_from_rows(self, kind: str) -> FaissVectorIndex:
@@ -368,6 +398,7 @@ class KnowledgeBase:
                 index = self._build_from_rows(kind)
                 generation = self.manifest.generation + 1
                 _write_index_file(index, self.path, generation)
+                _write_lexical_file(self.lexical, self.path, generation)
                 manifest = Manifest(self.manifest.embedding_model, self.manifest.dimension, kind, generation)
                 _write_manifest(conn, manifest)
                 conn.execute("COMMIT")
@@ -441,6 +472,10 @@ def _write_index_file(index: FaissVectorIndex, path: Path, generation: int) -> N
     final = _index_file(path, generation)
     tmp = final.with_suffix(".faiss.tmp")
     index.save(tmp)
+    _fsync_and_place(tmp, final, path)
+
+
+def _fsync_and_place(tmp: Path, final: Path, path: Path) -> None:
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, final)
@@ -451,9 +486,39 @@ def _write_index_file(index: FaissVectorIndex, path: Path, generation: int) -> N
         os.close(dir_fd)
 
 
+def _lexical_file(path: Path, generation: int) -> Path:
+    return path / f"bm25-{generation}.npz"
+
+
+def lexical_text(chunk: Chunk) -> str:
+    """What BM25 indexes: an FAQ row's question counts twice (its own field, weighted), then headings and text."""
+    title = f"{chunk.title}\n{chunk.title}" if chunk.row is not None else chunk.title
+    return "\n".join(p for p in (title, *chunk.heading_path, chunk.text) if p)
+
+
+def _build_lexical(conn: sqlite3.Connection) -> BM25Index:
+    rows = conn.execute("SELECT id, lexical FROM chunks ORDER BY id").fetchall()
+    return BM25Index.build((r[0] for r in rows), (r[1].split(" ") if r[1] else [] for r in rows))
+
+
+def _load_lexical(conn: sqlite3.Connection, path: Path, manifest: Manifest) -> BM25Index:
+    file = _lexical_file(path, manifest.generation)
+    if not file.is_file():
+        raise KnowledgeBaseCorrupt(f"{file} is missing - re-ingest into a new --kb directory")
+    return BM25Index.load(file)
+
+
+def _write_lexical_file(index: BM25Index, path: Path, generation: int) -> None:
+    final = _lexical_file(path, generation)
+    tmp = path / (final.name + ".tmp")
+    index.save(tmp)
+    _fsync_and_place(tmp, final, path)
+
+
 def _remove_stale_index_files(path: Path, keep: int) -> None:
-    for file in path.glob("index-*.faiss*"):
-        if file.name != _index_file(path, keep).name:
+    current = {_index_file(path, keep).name, _lexical_file(path, keep).name}
+    for file in [*path.glob("index-*.faiss*"), *path.glob("bm25-*.npz*")]:
+        if file.name not in current:
             try:
                 file.unlink()
             except OSError:
@@ -473,7 +538,7 @@ def _chunk_to_row(chunk: Chunk, vector: np.ndarray) -> tuple:
         chunk.id, chunk.doc_id, chunk.source, chunk.position, chunk.title,
         json.dumps(list(chunk.heading_path), ensure_ascii=False), chunk.page, chunk.row, chunk.url,
         json.dumps(chunk.metadata, ensure_ascii=False, default=str), chunk.text, chunk.token_count,
-        chunk.text_hash(), np.asarray(vector, dtype=np.float32).tobytes(),
+        chunk.text_hash(), np.asarray(vector, dtype=np.float32).tobytes(), " ".join(bm25_tokens(lexical_text(chunk))),
     )
 
 

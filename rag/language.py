@@ -9,6 +9,13 @@ _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese (简体中文)"}
 
 
+def cjk_share(text: str) -> float:
+    """How much of the text is Chinese, counting a Chinese character and an English word alike (0..1)."""
+    cjk = len(_CJK.findall(text))
+    words = len(re.findall(r"[A-Za-z]+", text))
+    return cjk / (cjk + words) if cjk + words else 0.0
+
+
 def detect_language(text: str) -> str:
     """'zh' when Chinese characters make up a fair share of the letters, else 'en'.
 

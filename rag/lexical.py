@@ -46,3 +46,44 @@ def coverage(question: str, texts: list[str]) -> float:
     for text in texts:
         found |= terms(text) & wanted
     return len(found) / len(wanted)
+
+
+# ---- BM25 tokens -----------------------------------------------------------------------------------------
+_TOKEN_RUNS = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+)|([a-z0-9]+(?:[.'’][a-z0-9]+)*)")
+_stemmer = None
+_jieba_ready = False
+
+
+def _stem_english(word: str) -> str:
+    global _stemmer
+    if _stemmer is None:
+        import Stemmer
+
+        _stemmer = Stemmer.Stemmer("english")
+    return _stemmer.stemWord(word)
+
+
+def _segment_chinese(run: str) -> list[str]:
+    global _jieba_ready
+    import jieba
+
+    if not _jieba_ready:
+        jieba.setLogLevel(60)  # its dictionary-loading chatter is not ours to print
+        _jieba_ready = True
+    # search mode also emits the shorter words inside long ones: 退货运费 -> 货运, 运费, 货运费 ...
+    return [w for w in jieba.lcut_for_search(run) if w not in _CJK_STOP]
+
+
+def bm25_tokens(text: str) -> list[str]:
+    """Index/query tokens: Snowball-stemmed English words (stopwords out), jieba-segmented Chinese words.
+
+    >>> bm25_tokens("Shipping 退货 costs")
+    ['ship', '退货', 'cost']
+    """
+    out: list[str] = []
+    for cjk, word in _TOKEN_RUNS.findall(text.lower()):
+        if cjk:
+            out.extend(_segment_chinese(cjk))
+        elif word not in _STOPWORDS:
+            out.append(_stem_english(word))
+    return out

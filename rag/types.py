@@ -90,10 +90,15 @@ class Chunk:
 
 @dataclass
 class Passage:
-    """A retrieved chunk with its similarity score (cosine for the dense retriever)."""
+    """A retrieved chunk and its score: cosine (dense), BM25 (bm25) or the fused 0..1 score (hybrid).
+
+    `dense_score` is the cosine similarity whenever it is known; the decline decision is calibrated on it.
+    """
 
     chunk: Chunk
     score: float
+    dense_score: float | None = None
+    lexical_score: float | None = None
 
     @property
     def record_id(self) -> str:

@@ -15,7 +15,7 @@ from rag.generators.llamacpp import LlamaCppGenerator
 from rag.generators.openai_compatible import OpenAIGenerator
 from rag.knowledge_base import KnowledgeBase
 from rag.prompting import build_prompt
-from rag.retrieval import DenseRetriever
+from rag.retrieval import create_retriever
 from rag.settings import Settings
 from rag.tokenizer import get_encoding
 from rag.types import Chunk, Passage, Usage
@@ -43,7 +43,7 @@ def llm_settings(kb_dir, **kw) -> Settings:
 
 
 def serve(settings: Settings, kb, embedder, generator):
-    service = ChatService(settings, DenseRetriever(kb, embedder), generator, get_encoding())
+    service = ChatService(settings, create_retriever("hybrid", kb, embedder, settings), generator, get_encoding())
     return uvicorn_in_thread(create_app(settings, chat_service=service))
 
 
