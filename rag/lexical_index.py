@@ -15,9 +15,12 @@ class LexicalIndex(Protocol):
     @property
     def size(self) -> int: ...
 
-    def search(self, query_tokens: Sequence[str], k: int, allowed_ids: np.ndarray | None = None) -> list[tuple[int, float]]: ...
+    def query_scores(self, query_tokens: Sequence[str]) -> np.ndarray: ...
 
-    def scores_for(self, query_tokens: Sequence[str], ids: Sequence[int]) -> np.ndarray: ...
+    def search(self, query_tokens: Sequence[str], k: int, allowed_ids: np.ndarray | None = None,
+               scores: np.ndarray | None = None) -> list[tuple[int, float]]: ...
+
+    def scores_for(self, query_tokens: Sequence[str], ids: Sequence[int], scores: np.ndarray | None = None) -> np.ndarray: ...
 
 
 class BM25Index:
@@ -60,15 +63,17 @@ class BM25Index:
     def size(self) -> int:
         return len(self.ids)
 
-    def _query_scores(self, query_tokens: Sequence[str]) -> np.ndarray:
+    def query_scores(self, query_tokens: Sequence[str]) -> np.ndarray:
+        """BM25 score of every indexed chunk (row order of `ids`)."""
         cols = sorted({self.vocabulary[t] for t in query_tokens if t in self.vocabulary})
         if not cols or not self.size:
             return np.zeros(self.size, np.float32)
         return np.asarray(self.matrix[:, cols].sum(axis=1)).ravel()
 
-    def search(self, query_tokens: Sequence[str], k: int, allowed_ids: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """Up to k (chunk id, score) with a positive score, best first."""
-        scores = self._query_scores(query_tokens)
+    def search(self, query_tokens: Sequence[str], k: int, allowed_ids: np.ndarray | None = None,
+               scores: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Up to k (chunk id, score) with a positive score, best first (`scores`: from query_scores, if at hand)."""
+        scores = self.query_scores(query_tokens) if scores is None else scores
         if allowed_ids is not None:
             mask = np.zeros(self.size, bool)
             rows = np.searchsorted(self.ids, allowed_ids)
@@ -83,18 +88,16 @@ class BM25Index:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(self.ids[r]), float(scores[r])) for r in top]
 
-    def scores_for(self, query_tokens: Sequence[str], ids: Sequence[int]) -> np.ndarray:
+    def scores_for(self, query_tokens: Sequence[str], ids: Sequence[int], scores: np.ndarray | None = None) -> np.ndarray:
         """BM25 scores of given chunk ids (0 for ids not indexed)."""
-        cols = sorted({self.vocabulary[t] for t in query_tokens if t in self.vocabulary})
         ids_a = np.asarray(ids, dtype=np.int64)
-        if not cols or not self.size or not len(ids_a):
-            return np.zeros(len(ids_a), np.float32)
+        out = np.zeros(len(ids_a), np.float32)
+        if not self.size or not len(ids_a):
+            return out
+        scores = self.query_scores(query_tokens) if scores is None else scores
         rows = np.searchsorted(self.ids, ids_a)
         found = (rows < self.size) & (self.ids[np.minimum(rows, self.size - 1)] == ids_a)
-        out = np.zeros(len(ids_a), np.float32)
-        if found.any():
-            sub = self.matrix[rows[found]][:, cols]
-            out[found] = np.asarray(sub.sum(axis=1)).ravel()
+        out[found] = scores[rows[found]]
         return out
 
     def save(self, path: Path) -> None:

@@ -131,14 +131,15 @@ class HybridRetriever(_Base):
         ranked: list[list[tuple[int, float, float, float]]] = []
         for question, vector, dense in zip(questions, vectors, dense_hits):
             tokens = bm25_tokens(question)
-            lexical = self.kb.lexical.search(tokens, pool, allowed)
+            all_lexical = self.kb.lexical.query_scores(tokens)
+            lexical = self.kb.lexical.search(tokens, pool, allowed, scores=all_lexical)
             ids = sorted({cid for cid, _ in dense} | {cid for cid, _ in lexical})
             if not ids:
                 ranked.append([])
                 continue
             stored = self.kb.vectors(ids)
             d = stored @ vector
-            b = self.kb.lexical.scores_for(tokens, ids)
+            b = self.kb.lexical.scores_for(tokens, ids, scores=all_lexical)
             w = self.weight(question)
             fused = w * _min_max(d) + (1 - w) * _min_max(b)
             order = [int(i) for i in np.argsort(-fused, kind="stable")]
