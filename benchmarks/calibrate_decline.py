@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,10 @@ from ingest.pipeline import ingest  # noqa: E402
 from rag.embedders import SentenceTransformerEmbedder  # noqa: E402
 from rag.evaluation import load_dataset  # noqa: E402
 from rag.knowledge_base import KnowledgeBase  # noqa: E402
-from rag.decline import support_score  # noqa: E402
+from rag.decline import faq_match, support_score  # noqa: E402
 from rag.language import detect_language  # noqa: E402
 from rag.retrieval import create_retriever  # noqa: E402
+from rag.types import Passage  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 NAMES = ["stackfaq", "rgb-en", "rgb-zh", "clapnq"]
@@ -54,6 +56,7 @@ def main() -> None:
     # scores[lang]["in"|"out"][dataset] -> list of best scores
     scores: dict[str, dict[str, dict[str, list[float]]]] = {l: {"in": {}, "out": {}} for l in ("en", "zh")}
     near: dict[str, list[float]] = {}
+    faq: list[tuple[str, Passage, bool]] = []
     with tempfile.TemporaryDirectory(prefix="rag-calibrate-") as tmp:
         for name, d in datasets.items():
             kb_dir = Path(tmp) / name
@@ -72,6 +75,14 @@ def main() -> None:
                         if texts:
                             scores[l][side].setdefault(name, []).extend(best(texts))
                 near[name] = best([d.queries[q] for q in unanswerable[name]])
+                if name == "stackfaq":
+                    # StackFAQ records are FAQ entries (question as title, answer as text): how precise is a
+                    # verbatim answer from the top match at each similarity threshold?
+                    found = retriever.retrieve_many([t for _, t in questions[name]], 1)
+                    for (q, text), p in zip(questions[name], found):
+                        if p:
+                            row_like = Passage(replace(p[0].chunk, row=0), p[0].score, p[0].dense_score)
+                            faq.append((text, row_like, d.qrels[q].get(p[0].record_id, 0) > 0))
 
     grid = np.round(np.arange(0.10, 1.00, 0.01), 2)
     print("support score: in-domain (should answer) vs out-of-domain (should decline)")
@@ -107,6 +118,13 @@ def main() -> None:
         if s:
             t = chosen.get("en", 0.0)
             print(f"near-domain unanswerable ({n}, en): declined {np.mean(np.array(s) < t):.3f} at {t:.2f} (n={len(s)})")
+    if faq:
+        print("curated FAQ answers (stackfaq top match): threshold, share of questions answered verbatim, precision")
+        for t in (0.6, 0.65, settings.faq_min_score, 0.75):
+            chosen_faq = [ok for text, passage, ok in faq if faq_match(text, passage, t)]
+            print(f"  {t:.2f}  coverage {len(chosen_faq) / len(faq):.3f}  precision "
+                  f"{(sum(chosen_faq) / len(chosen_faq)) if chosen_faq else 0:.4f}"
+                  + ("   <- RAG_FAQ_MIN_SCORE" if t == settings.faq_min_score else ""))
     print("chosen: " + ", ".join(f"{'RAG_MIN_SCORE' if l == 'en' else 'RAG_MIN_SCORE_ZH'}={t:.2f}" for l, t in chosen.items()))
 
 

@@ -31,6 +31,12 @@ def _split_by_tokens(text: str, span: Span, max_tokens: int, count: _Counter, en
     pieces, i = [], 0
     start = span.start
     while start < span.end:
+        while start < span.end and text[start].isspace():
+            start += 1  # measure pieces as they will be stored: without leading whitespace
+        if start >= span.end:
+            break
+        while i < len(tokens) and span.start + offsets[i] < start:
+            i += 1
         i = min(i + max_tokens, len(tokens))
         end = span.start + offsets[i] if i < len(tokens) else span.end
         if end <= start:  # a single character wider than the budget cannot happen with max_tokens >= 16
@@ -40,11 +46,6 @@ def _split_by_tokens(text: str, span: Span, max_tokens: int, count: _Counter, en
             end = start + (end - start) * 9 // 10
         pieces.append(Span(start, end))
         start = end
-        # resync the token cursor with the character position actually reached
-        while i < len(tokens) and span.start + offsets[i] < start:
-            i += 1
-        while i > 0 and span.start + offsets[i - 1] >= start:
-            i -= 1
     return [s for s in (strip_span(text, p) for p in pieces) if s.end > s.start]
 
 

@@ -1,4 +1,5 @@
-"""The chat path: question -> retrieval -> decline or generate -> citations -> `Answer`.
+"""The chat path: question -> (person asked for? hand off) -> follow-up rewriting -> retrieval -> curated FAQ
+answer, decline, or generation -> citations -> `Answer` -> stored turn (and a handoff notice when handing off).
 
 Shared by the HTTP API, `rag ask` and `rag eval`, so all three behave the same. `stream()` yields
 `("delta", text)` events while the answer is written and ends with `("answer", Answer)`.
@@ -7,33 +8,48 @@ Shared by the HTTP API, `rag ask` and `rag eval`, so all three behave the same. 
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 import uuid
-from typing import Iterator, Literal
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Callable, Iterator, Literal
 
 import tiktoken
 
-from rag.citations import parse_citations
+from rag.citations import make_citation, parse_citations
+from rag.decline import faq_match, support_score
+from rag.errors import ContextOverflow, RagError
+from rag.followups import needs_context, rewrite_heuristic
 from rag.generators import GenerationRequest, Generator
+from rag.intents import asks_for_human
 from rag.language import detect_language
-from rag.decline import support_score
-from rag.errors import ContextOverflow
 from rag.prompting import DECLINE_MARKER, Prompt, build_prompt
 from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.types import Answer, Filters, Passage, Usage
 
+if TYPE_CHECKING:
+    from rag.conversations import ConversationStore
+
+log = logging.getLogger("rag.chat")
 _OVERFLOW_RETRIES = 2
+HISTORY_TURNS = 6
 
 ChatEvent = tuple[Literal["delta"], str] | tuple[Literal["answer"], Answer]
 
 
 class ChatService:
-    def __init__(self, settings: Settings, retriever: Retriever, generator: Generator, encoding: tiktoken.Encoding):
+    """The bot. `store` keeps every turn (and gives follow-ups their context); `on_handoff` is called with the
+    conversation id and the handing-off answer whenever the bot passes the customer to a person."""
+
+    def __init__(self, settings: Settings, retriever: Retriever, generator: Generator, encoding: tiktoken.Encoding,
+                 *, store: "ConversationStore | None" = None, on_handoff: Callable[[str, Answer], None] | None = None):
         self.settings = settings
         self.retriever = retriever
         self.generator = generator
         self.encoding = encoding
+        self.store = store
+        self.on_handoff = on_handoff
 
     def answer(self, question: str, *, conversation_id: str | None = None, top_k: int | None = None,
                filters: Filters | None = None) -> Answer:
@@ -48,16 +64,39 @@ class ChatService:
         started = time.perf_counter()
         question = question.strip()
         language = detect_language(question)
-        passages = self.retriever.retrieve(question, top_k or self.settings.top_k, filters)
         ids = dict(conversation_id=conversation_id or uuid.uuid4().hex, message_id=uuid.uuid4().hex)
+        for event in self._events(question, language, ids, started, top_k, filters):
+            if event[0] == "answer":
+                self._record(event[1])  # type: ignore[arg-type]
+            yield event
+
+    def _events(self, question: str, language: str, ids: dict[str, str], started: float, top_k: int | None,
+                filters: Filters | None) -> Iterator[ChatEvent]:
+        if asks_for_human(question):
+            message = self.settings.handoff_message_zh if language == "zh" else self.settings.handoff_message
+            yield from self._decline(question, language, [], "customer_request", Usage(), started, ids, message)
+            return
+        query = self._standalone(question, ids["conversation_id"])
+        passages = self.retriever.retrieve(query, top_k or self.settings.top_k, filters)
 
         threshold = self.settings.min_score_zh if language == "zh" else self.settings.min_score
-        if not passages or support_score(question, passages) < threshold:
+        if not passages or support_score(query, passages) < threshold:
             reason = "no_passages" if not passages else "low_retrieval_score"
-            yield from self._decline(question, language, passages, reason, Usage(), started, ids)
+            yield from self._decline(question, language, passages, reason, Usage(), started, ids, query=query)
+            return
+        top = passages[0]
+        if faq_match(query, top, self.settings.faq_min_score):
+            # a curated FAQ entry matches: its author's words, verbatim, and no model call
+            text = top.chunk.text.strip()
+            yield ("delta", text)
+            yield ("answer", Answer(
+                question=question, answer=text, answered=True, handoff=False, citations=[make_citation(1, top)],
+                passages=passages, generator="faq", language=language, usage=Usage(),
+                latency_ms=(time.perf_counter() - started) * 1000, rewritten_query=_changed(query, question), **ids,
+            ))
             return
 
-        items, passages, prompt = self._start_generation(question, language, passages)
+        items, passages, prompt = self._start_generation(query, language, passages)
 
         text_parts: list[str] = []
         usage: Usage | None = None
@@ -86,15 +125,58 @@ class ChatService:
                           len(self.encoding.encode(raw, disallowed_special=())) if prompt else 0,
                           estimated=prompt is not None)
         if declined:
-            yield from self._decline(question, language, passages, "model_declined", usage, started, ids)
+            yield from self._decline(question, language, passages, "model_declined", usage, started, ids, query=query)
             return
         text, citations = parse_citations(raw.replace(DECLINE_MARKER, "").strip(), passages)
-        answer = Answer(
+        yield ("answer", Answer(
             question=question, answer=text, answered=True, handoff=False, citations=citations, passages=passages,
             generator=self.generator.name, language=language, usage=usage,
-            latency_ms=(time.perf_counter() - started) * 1000, **ids,
-        )
-        yield ("answer", answer)
+            latency_ms=(time.perf_counter() - started) * 1000, rewritten_query=_changed(query, question), **ids,
+        ))
+
+    def _standalone(self, question: str, conversation_id: str) -> str:
+        """The question made standalone using the conversation so far (unchanged when it needs no context)."""
+        if self.store is None or not needs_context(question):
+            return question
+        try:
+            turns = self.store.history(conversation_id, limit=HISTORY_TURNS)
+        except RagError:
+            log.exception("conversation history unavailable; answering without it")
+            return question
+        if not turns:
+            return question
+        rewrite = getattr(self.generator, "rewrite", None)
+        if rewrite is not None:
+            try:
+                rewritten = rewrite(question, [(t.question, t.answer) for t in turns])
+                if rewritten:
+                    return rewritten
+            except RagError:
+                log.warning("LLM rewriting failed; using the heuristic", exc_info=True)
+        return rewrite_heuristic(question, [t.rewritten_query or t.question for t in turns])
+
+    def _record(self, answer: Answer) -> None:
+        if self.store is not None:
+            from rag.conversations import StoredMessage
+
+            try:
+                self.store.add_message(StoredMessage(
+                    message_id=answer.message_id, conversation_id=answer.conversation_id,
+                    created_at=datetime.now(timezone.utc), question=answer.question,
+                    rewritten_query=answer.rewritten_query,
+                    retrieved=[(p.chunk.id, round(p.score, 6)) for p in answer.passages if p.chunk.id is not None],
+                    answer=answer.answer, citations=[vars(c) for c in answer.citations], answered=answer.answered,
+                    handoff=answer.handoff, generator=answer.generator, latency_ms=round(answer.latency_ms, 2),
+                    prompt_tokens=answer.usage.prompt_tokens, completion_tokens=answer.usage.completion_tokens,
+                    language=answer.language, decline_reason=answer.decline_reason,
+                ))
+            except RagError:
+                log.exception("could not store message %s", answer.message_id)
+        if answer.handoff and self.on_handoff is not None:
+            try:
+                self.on_handoff(answer.conversation_id, answer)
+            except Exception:  # a notifier must never break the reply
+                log.exception("handoff notification failed for %s", answer.conversation_id)
 
     def _start_generation(self, question: str, language: str, passages: list[Passage]
                           ) -> tuple[Iterator[str | Usage], list[Passage], Prompt | None]:
@@ -122,18 +204,22 @@ class ChatService:
         raise AssertionError("unreachable")
 
     def _decline(self, question: str, language: str, passages: list[Passage], reason: str, usage: Usage,
-                 started: float, ids: dict[str, str]) -> Iterator[ChatEvent]:
-        message = self.settings.fallback_message_zh if language == "zh" else self.settings.fallback_message
+                 started: float, ids: dict[str, str], message: str | None = None, query: str | None = None
+                 ) -> Iterator[ChatEvent]:
+        if message is None:
+            message = self.settings.fallback_message_zh if language == "zh" else self.settings.fallback_message
         yield ("delta", message)
         yield ("answer", Answer(
             question=question, answer=message, answered=False, handoff=True, citations=[], passages=passages,
             generator=self.generator.name, language=language, usage=usage,
-            latency_ms=(time.perf_counter() - started) * 1000, decline_reason=reason, **ids,
+            latency_ms=(time.perf_counter() - started) * 1000, decline_reason=reason,
+            rewritten_query=_changed(query, question), **ids,
         ))
 
 
-def build_chat_service(settings: Settings) -> ChatService:
-    """Everything the chat path needs, from settings: knowledge base, embedder, retriever, generator."""
+def build_chat_service(settings: Settings, *, with_store: bool = True) -> ChatService:
+    """Everything the chat path needs, from settings: knowledge base, embedder, retriever, generator, and
+    (with_store) the conversation store and the handoff webhook."""
     from rag.embedders import SentenceTransformerEmbedder
     from rag.generators import create_generator
     from rag.knowledge_base import KnowledgeBase
@@ -144,5 +230,17 @@ def build_chat_service(settings: Settings) -> ChatService:
                             ef_search=settings.hnsw_ef_search, nprobe=settings.ivf_nprobe)
     embedder = SentenceTransformerEmbedder(settings.embedding_model, device=settings.embedding_device,
                                            batch_size=settings.embedding_batch_size, offline=settings.hf_offline)
+    store = notifier = None
+    if with_store:
+        from rag.conversations import SQLAlchemyConversationStore
+        from rag.handoff import WebhookNotifier
+
+        store = SQLAlchemyConversationStore(settings.resolved_database_url())
+        if settings.handoff_webhook_url:
+            notifier = WebhookNotifier(settings.handoff_webhook_url, store, retries=settings.handoff_webhook_retries)
     return ChatService(settings, create_retriever(settings.retriever, kb, embedder, settings), create_generator(settings),
-                       get_encoding(settings.tokenizer_encoding))
+                       get_encoding(settings.tokenizer_encoding), store=store, on_handoff=notifier)
+
+
+def _changed(query: str | None, question: str) -> str | None:
+    return query if query and query != question else None

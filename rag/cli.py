@@ -4,6 +4,7 @@
     rag ask "QUESTION" [--kb DIR] [--json] a grounded, cited answer (or a handoff), as /chat gives it
     rag serve [--kb DIR] [--host] [--port] the HTTP API (POST /chat, GET /health, docs at /docs)
     rag eval DATASET_DIR [--k 10]          retrieval (and, with answers.jsonl, answer) quality on a BEIR folder
+    rag report [--since DATE] [--html F]   how the bot performs: rates, feedback, latency, unanswered questions
     rag info [--kb DIR]                    what a knowledge base holds
 """
 
@@ -85,6 +86,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-answers", action="store_true", help="skip answer evaluation even if answers.jsonl exists")
     p.add_argument("--json", dest="json_file", type=Path, help="also write the metrics to this JSON file")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("report", help="answered/handoff rates, feedback, latency and top unanswered questions")
+    p.add_argument("--since", help="only conversations from this ISO date or datetime on, e.g. 2026-11-01")
+    p.add_argument("--html", type=Path, help="also write a self-contained HTML report with charts")
+    p.add_argument("--top", type=int, default=10, help="unanswered question groups to list (default 10)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--model", help="embedding model used to group similar questions")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("info", help="show what a knowledge base holds")
     common(p)
@@ -257,6 +266,48 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
                   f"unanswerable, citation precision {shown['citation_precision']}")
     if args.json_file:
         args.json_file.write_text(json.dumps({"dataset": str(args.dataset), **results}, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import datetime, timezone
+
+    from rag.analytics import compute_stats
+    from rag.conversations import SQLAlchemyConversationStore
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            raise ValueError(f"--since expects an ISO date such as 2026-11-01, got {args.since!r}") from None
+        since = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+    store = SQLAlchemyConversationStore(settings.resolved_database_url())
+    try:
+        stats = compute_stats(store, since, _embedder(settings), args.top)
+        messages = store.messages(since=since) if args.html else []
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(stats.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        def pct(x):
+            return "-" if x is None else f"{100 * x:.1f}%"
+
+        print(f"period: {'since ' + stats.since if stats.since else 'all time'}")
+        print(f"conversations {stats.conversations}, questions {stats.questions}, answered {pct(stats.answered_rate)}, "
+              f"handed off {pct(stats.handoff_rate)}")
+        print(f"feedback: {stats.feedback_up} up, {stats.feedback_down} down; latency p50 {stats.latency_p50_ms} ms, "
+              f"p95 {stats.latency_p95_ms} ms")
+        if stats.top_unanswered:
+            print("top unanswered questions (grouped by similarity):")
+            for g in stats.top_unanswered:
+                print(f"  {g.count:>4}  {g.question}")
+    if args.html:
+        from rag.report import render_html
+
+        args.html.write_text(render_html(stats, messages, datetime.now(timezone.utc)), encoding="utf-8")
+        print(f"report written to {args.html}")
     return 0
 
 

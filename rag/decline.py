@@ -23,3 +23,17 @@ def support_score(question: str, passages: Sequence[Passage]) -> float:
     top = passages[:SUPPORT_PASSAGES]
     similarity = max(p.dense_score if p.dense_score is not None else p.score for p in top)
     return similarity + LEXICAL_WEIGHT * coverage(question, [p.chunk.embedding_text() for p in top])
+
+
+def faq_match(question: str, passage: Passage, min_score: float, exact_score: float = 0.85) -> bool:
+    """Whether a curated FAQ row answers the question well enough to be returned verbatim.
+
+    High similarity alone confuses "How much is express shipping?" with the "standard shipping" entry, so
+    the entry must also contain every content word of the question - unless the wording is nearly identical.
+    """
+    if passage.chunk.row is None:
+        return False
+    similarity = passage.dense_score if passage.dense_score is not None else passage.score
+    if similarity >= exact_score:
+        return True
+    return similarity >= min_score and coverage(question, [passage.chunk.embedding_text()]) == 1.0

@@ -12,6 +12,7 @@
     │   ├── KnowledgeBaseLocked     another ingest is writing to it
     │   └── KnowledgeBaseCorrupt    files are missing or disagree
     ├── DatasetError                an evaluation folder is not in the BEIR layout
+    ├── MessageNotFound             feedback names a message the conversation store does not hold
     └── GenerationError             the language model could not produce an answer
         ├── GeneratorUnavailable    the LLM server cannot be reached or refused the request (HTTP 502)
         │   └── ContextOverflow     the prompt is longer than the model's context (retried with fewer passages)
@@ -98,3 +99,9 @@ class GeneratorTimeout(GenerationError):
 
 class ContextOverflow(GeneratorUnavailable):
     pass
+
+
+class MessageNotFound(RagError):
+    def __init__(self, message_id: str):
+        self.message_id = message_id
+        super().__init__(f"No message with id {message_id!r} - feedback must name a message_id returned by /chat")

@@ -81,7 +81,22 @@ class Settings(BaseSettings):
         "I'm sorry, I couldn't find that in our documents. Let me connect you with a member of our team."
     )
     fallback_message_zh: str = "抱歉，我们的资料中没有找到相关信息。我将为您转接人工客服。"
+    handoff_message: str = "Of course - I'm connecting you with a member of our team now."
+    handoff_message_zh: str = "好的，正在为您转接人工客服。"
+    # An FAQ-sheet row whose cosine similarity reaches this is answered verbatim (no model call); 0.70 gave
+    # 0.988 precision of the top match on stackfaq (benchmarks/calibrate_decline.py reports it).
+    faq_min_score: float = Field(0.70, gt=0, le=1.01)
     extractive_max_sentences: int = Field(3, gt=0)
+
+    # --- conversations, handoff, admin ----------------------------------------------------------------------
+    database_url: str | None = Field(
+        None,
+        description="Where conversations are stored: sqlite:///path or postgresql+psycopg://user:pass@host/db; "
+        "default: conversations.sqlite inside the knowledge base directory.",
+    )
+    handoff_webhook_url: str | None = Field(None, description="Receives the transcript (JSON POST) on every handoff.")
+    handoff_webhook_retries: int = Field(5, ge=0)
+    admin_api_key: SecretStr | None = Field(None, description="Enables /admin/*; without it they answer 403.")
 
     # --- HTTP ----------------------------------------------------------------------------------------------
     host: str = "127.0.0.1"
@@ -89,6 +104,9 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(2000, gt=0)
     max_body_bytes: int = Field(65536, gt=0)
     max_top_k: int = Field(20, gt=0)
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.kb_dir / 'conversations.sqlite'}"
 
     def resolved_generator(self) -> str:
         if self.generator != "auto":

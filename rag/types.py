@@ -161,4 +161,5 @@ class Answer:
     latency_ms: float = 0.0
     conversation_id: str = ""
     message_id: str = ""
-    decline_reason: str | None = None  # "low_retrieval_score", "model_declined", "no_passages"
+    decline_reason: str | None = None  # low_retrieval_score, model_declined, no_passages, customer_request
+    rewritten_query: str | None = None  # the standalone question retrieval used, when it differs

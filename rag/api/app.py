@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from rag import __version__
 from rag.api.errors import install_error_handlers
 from rag.api.limits import BodySizeLimit
-from rag.api.routes import chat, health
+from rag.api.routes import admin, chat, feedback, health
 from rag.chat import ChatService, build_chat_service
 from rag.settings import Settings, get_settings
 
@@ -22,7 +22,12 @@ def create_app(settings: Settings | None = None, *, chat_service: ChatService | 
         app.state.chat = chat_service or build_chat_service(settings)
         yield
         if chat_service is None:
-            kb = getattr(app.state.chat.retriever, "kb", None)
+            service = app.state.chat
+            if getattr(service.on_handoff, "close", None):
+                service.on_handoff.close()
+            if service.store is not None:
+                service.store.close()
+            kb = getattr(service.retriever, "kb", None)
             if kb is not None:
                 kb.close()
 
@@ -37,4 +42,6 @@ def create_app(settings: Settings | None = None, *, chat_service: ChatService | 
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(chat.router)
+    app.include_router(feedback.router)
+    app.include_router(admin.router)
     return app

@@ -9,10 +9,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag.errors import GeneratorTimeout, GeneratorUnavailable, KnowledgeBaseError, RagError
+from rag.errors import GeneratorTimeout, GeneratorUnavailable, KnowledgeBaseError, MessageNotFound, RagError
 
 log = logging.getLogger("rag.api")
-_HTTP_TYPES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type"}
+_HTTP_TYPES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type"}
 
 
 def error_response(status: int, type_: str, message: str, fields: list | None = None) -> JSONResponse:
@@ -51,6 +51,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GeneratorUnavailable)
     async def unavailable(_: Request, exc: GeneratorUnavailable) -> JSONResponse:
         return error_response(502, "llm_unavailable", str(exc))
+
+    @app.exception_handler(MessageNotFound)
+    async def not_found(_: Request, exc: MessageNotFound) -> JSONResponse:
+        return error_response(404, "message_not_found", str(exc))
 
     @app.exception_handler(KnowledgeBaseError)
     async def kb_error(_: Request, exc: KnowledgeBaseError) -> JSONResponse:

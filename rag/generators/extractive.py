@@ -3,8 +3,8 @@
 Each sentence is scored by how much of the question's weighted vocabulary it covers (English words with
 light stemming, Chinese character bigrams; weights are inverse document frequencies over the candidate
 sentences) plus its passage's retrieval score. The best few, without near-duplicates, are returned in
-reading order, each group followed by its [n] citation. A curated FAQ row that ranks first is returned
-whole: its author already wrote the answer.
+reading order, each group followed by its [n] citation. (Curated FAQ rows that match the question closely
+are answered verbatim before any generator runs: see rag.chat and rag.decline.faq_match.)
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from rag.safety import looks_like_injection
 from rag.text import sentence_spans
 from rag.types import Passage, Usage
 
-_MAX_FAQ_CHARS = 700
 
 # What kind of answer a question asks for, and what such an answer looks like in a sentence. Questions
 # rarely share words with the fact that answers them ("how long" vs "3-5 business days"), so a matching
@@ -70,10 +69,6 @@ class ExtractiveGenerator:
         passages = passages[: self.max_passages]
         if not passages:
             return []
-        top = passages[0].chunk
-        if top.row is not None and len(top.text) <= _MAX_FAQ_CHARS and not looks_like_injection(top.text):
-            return [self._cite(top.text.strip(), 1, language)]
-
         candidates = self._candidates(passages)
         if not candidates:
             return []

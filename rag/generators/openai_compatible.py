@@ -79,6 +79,21 @@ class OpenAIGenerator:
         except openai.APIStatusError as exc:
             raise GeneratorUnavailable(f"The language model at {where} answered HTTP {exc.status_code}: {exc.message}") from exc
 
+    def rewrite(self, question: str, turns: list[tuple[str, str]]) -> str:
+        """A follow-up question made standalone by the model (see rag.followups)."""
+        import openai
+
+        from rag.followups import rewrite_messages
+
+        try:
+            reply = self.client.chat.completions.create(
+                model=self.model, messages=rewrite_messages(question, turns), temperature=0.0, max_tokens=96,
+            )
+        except openai.APIError as exc:
+            raise GeneratorUnavailable(f"query rewriting failed: {exc}") from exc
+        text = (reply.choices[0].message.content or "").strip() if reply.choices else ""
+        return text.splitlines()[0].strip() if text else ""
+
     def _create(self, request: GenerationRequest, include_usage: bool):
         extra = {"stream_options": {"include_usage": True}} if include_usage else {}
         return self.client.chat.completions.create(

@@ -108,3 +108,43 @@ def test_other_generator_errors_propagate():
     svc = service(passages(), ScriptedGenerator([], fail_first=GeneratorUnavailable("down")))
     with pytest.raises(GeneratorUnavailable):
         svc.answer("hello there")
+
+
+# ---- curated FAQ answers, requests for a person, follow-ups ------------------------------------------------
+from rag.decline import faq_match  # noqa: E402
+
+
+def faq_passage(question: str, answer: str, dense: float) -> Passage:
+    return Passage(Chunk(doc_id="faq.csv", source="faq.csv", text=answer, position=0, title=question, row=3, id=9), dense, dense_score=dense)
+
+
+def test_faq_match_needs_similarity_and_every_question_word():
+    standard = faq_passage("How much does standard shipping cost in the US?", "US Standard shipping costs $5.95.", 0.80)
+    assert faq_match("How much does standard shipping cost in the US?", standard, 0.70)
+    assert not faq_match("How much does express shipping cost in the US?", standard, 0.70)  # 'express' is missing
+    assert faq_match("How much does express shipping cost in the US?", faq_passage("q", "a", 0.90), 0.70)  # near-identical
+    assert not faq_match("How much does standard shipping cost?", faq_passage("How much does standard shipping cost?", "x", 0.60), 0.70)
+    not_faq = Passage(Chunk(doc_id="d", source="d.md", text="x", position=0), 0.99, dense_score=0.99)
+    assert not faq_match("anything", not_faq, 0.70)
+
+
+def test_curated_faq_is_answered_verbatim_without_the_model():
+    gen = ScriptedGenerator(["should not run"])
+    row = faq_passage("Do gift cards expire?", "No. Gift cards never expire.", 0.92)
+    deltas, answer = run(service([row], gen), "Do gift cards expire?")
+    assert gen.requests == []
+    assert answer.answer == deltas == "No. Gift cards never expire." and answer.generator == "faq"
+    assert [(c.marker, c.row, c.source) for c in answer.citations] == [(1, 3, "faq.csv")]
+
+
+def test_asking_for_a_person_hands_off_at_once():
+    gen = ScriptedGenerator(["should not run"])
+    svc = service(passages(), gen)
+    handed = []
+    svc.on_handoff = lambda conversation_id, answer: handed.append((conversation_id, answer.decline_reason))
+    _, answer = run(svc, "I want to talk to a human")
+    assert (answer.answered, answer.handoff, answer.decline_reason) == (False, True, "customer_request")
+    assert answer.answer == Settings(_env_file=None).handoff_message and gen.requests == [] and svc.retriever.calls == 0
+    assert handed == [(answer.conversation_id, "customer_request")]
+    _, zh = run(service(passages(), gen), "转人工")
+    assert zh.answer == Settings(_env_file=None).handoff_message_zh

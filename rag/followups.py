@@ -1,0 +1,58 @@
+"""Follow-up questions: "What about express?" after "How long does shipping take?" means nothing on its own.
+
+`needs_context` spots questions that lean on earlier turns; `rewrite_heuristic` makes them standalone
+without a model by carrying the previous standalone question along (retrieval sees both, so "express" is
+searched in the context of "shipping"); `rewrite_prompt` asks an LLM to do it properly when one is configured.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+_EN_FOLLOWUP = re.compile(
+    r"^\s*(and|also|what about|how about|what if|and if|same for|then|so|ok(ay)?|but)\b"
+    r"|\b(it|its|it's|that|this|those|these|them|they|there|one|ones|same)\b",
+    re.IGNORECASE,
+)
+_ZH_FOLLOWUP = re.compile(r"^(那|那么|还有|另外|然后|如果)|(呢|那个|这个|它|他们|它们|这些|那些|同样)[？?]?\s*$|^(那|这)(个|些)?")
+_SHORT_WORDS = 4
+_SHORT_CJK = 6
+
+
+def needs_context(question: str) -> bool:
+    """Whether the question likely depends on earlier turns (short, or starts/ends like a follow-up)."""
+    q = question.strip()
+    cjk = len(re.findall(r"[\u4e00-\u9fff]", q))
+    if cjk:
+        return bool(_ZH_FOLLOWUP.search(q)) or cjk <= _SHORT_CJK
+    words = re.findall(r"[A-Za-z0-9']+", q)
+    return bool(_EN_FOLLOWUP.search(q)) or len(words) <= _SHORT_WORDS
+
+
+def rewrite_heuristic(question: str, previous_queries: Sequence[str]) -> str:
+    """The follow-up joined to the latest standalone query before it.
+
+    >>> rewrite_heuristic("What about express?", ["How long does shipping take?"])
+    'What about express? (How long does shipping take?)'
+    >>> rewrite_heuristic("How do I reset my password?", ["How long does shipping take?"])
+    'How do I reset my password?'
+    """
+    if not previous_queries or not needs_context(question):
+        return question
+    return f"{question.strip()} ({previous_queries[-1].strip()})"
+
+
+REWRITE_SYSTEM = (
+    "Rewrite the customer's last message into one standalone question that can be understood without the "
+    "conversation. Keep the customer's language. Output only the question."
+)
+
+
+def rewrite_messages(question: str, turns: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+    """Chat messages asking an LLM for the standalone question; `turns` are (question, answer) pairs."""
+    history = "\n".join(f"Customer: {q}\nAssistant: {a}" for q, a in turns[-4:])
+    return [
+        {"role": "system", "content": REWRITE_SYSTEM},
+        {"role": "user", "content": f"Conversation:\n{history}\n\nLast message: {question}\n\nStandalone question:"},
+    ]
