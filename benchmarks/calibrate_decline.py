@@ -120,7 +120,7 @@ def main() -> None:
             print(f"near-domain unanswerable ({n}, en): declined {np.mean(np.array(s) < t):.3f} at {t:.2f} (n={len(s)})")
     if faq:
         print("curated FAQ answers (stackfaq top match): threshold, share of questions answered verbatim, precision")
-        for t in (0.6, 0.65, settings.faq_min_score, 0.75):
+        for t in sorted({0.55, 0.6, 0.65, 0.7, 0.75, settings.faq_min_score}):
             chosen_faq = [ok for text, passage, ok in faq if faq_match(text, passage, t)]
             print(f"  {t:.2f}  coverage {len(chosen_faq) / len(faq):.3f}  precision "
                   f"{(sum(chosen_faq) / len(chosen_faq)) if chosen_faq else 0:.4f}"
