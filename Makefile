@@ -8,7 +8,7 @@ PORT ?= 8000
 # AVX2: a native build may emit AMX kernels that crash under virtual machines that report AMX.
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
-.PHONY: install install-dev run test bench clean
+.PHONY: install install-dev browser run test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,18 @@ run: install
 	$(BIN)/rag ingest data/
 	$(BIN)/rag serve --host $(HOST) --port $(PORT)
 
-test: install-dev
+# Browser tests need Debian's chromium; installed here when missing and running as root (as CI does).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "chromium is missing: the browser tests will be skipped (run 'apt-get install chromium' as root)"
+
+test: install-dev browser
 	$(BIN)/python -m pytest -q
 
 bench: install-dev
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/retrieval.py
 	$(BIN)/python benchmarks/chat.py
 
 clean:

@@ -52,31 +52,34 @@ class ChatService:
         self.on_handoff = on_handoff
 
     def answer(self, question: str, *, conversation_id: str | None = None, top_k: int | None = None,
-               filters: Filters | None = None) -> Answer:
+               filters: Filters | None = None, history: list[tuple[str, str]] | None = None) -> Answer:
         """The whole answer at once (the streaming path, consumed)."""
-        for kind, payload in self.stream(question, conversation_id=conversation_id, top_k=top_k, filters=filters):
+        for kind, payload in self.stream(question, conversation_id=conversation_id, top_k=top_k, filters=filters,
+                                         history=history):
             if kind == "answer":
                 return payload  # type: ignore[return-value]
         raise AssertionError("stream() always ends with an answer event")
 
     def stream(self, question: str, *, conversation_id: str | None = None, top_k: int | None = None,
-               filters: Filters | None = None) -> Iterator[ChatEvent]:
+               filters: Filters | None = None, history: list[tuple[str, str]] | None = None) -> Iterator[ChatEvent]:
+        """`history`: earlier (question, answer) turns supplied by a stateless client (OpenAI-style APIs);
+        without it the conversation store provides them."""
         started = time.perf_counter()
         question = question.strip()
         language = detect_language(question)
         ids = dict(conversation_id=conversation_id or uuid.uuid4().hex, message_id=uuid.uuid4().hex)
-        for event in self._events(question, language, ids, started, top_k, filters):
+        for event in self._events(question, language, ids, started, top_k, filters, history):
             if event[0] == "answer":
                 self._record(event[1])  # type: ignore[arg-type]
             yield event
 
     def _events(self, question: str, language: str, ids: dict[str, str], started: float, top_k: int | None,
-                filters: Filters | None) -> Iterator[ChatEvent]:
+                filters: Filters | None, history: list[tuple[str, str]] | None) -> Iterator[ChatEvent]:
         if asks_for_human(question):
             message = self.settings.handoff_message_zh if language == "zh" else self.settings.handoff_message
             yield from self._decline(question, language, [], "customer_request", Usage(), started, ids, message)
             return
-        query = self._standalone(question, ids["conversation_id"])
+        query = self._standalone(question, ids["conversation_id"], history)
         passages = self.retriever.retrieve(query, top_k or self.settings.top_k, filters)
 
         threshold = self.settings.min_score_zh if language == "zh" else self.settings.min_score
@@ -134,26 +137,34 @@ class ChatService:
             latency_ms=(time.perf_counter() - started) * 1000, rewritten_query=_changed(query, question), **ids,
         ))
 
-    def _standalone(self, question: str, conversation_id: str) -> str:
+    def _standalone(self, question: str, conversation_id: str, history: list[tuple[str, str]] | None = None) -> str:
         """The question made standalone using the conversation so far (unchanged when it needs no context)."""
-        if self.store is None or not needs_context(question):
+        if not needs_context(question):
             return question
-        try:
-            turns = self.store.history(conversation_id, limit=HISTORY_TURNS)
-        except RagError:
-            log.exception("conversation history unavailable; answering without it")
+        if history is not None:
+            turns = history[-HISTORY_TURNS:]
+            previous = [q for q, _ in turns]
+        elif self.store is not None:
+            try:
+                stored = self.store.history(conversation_id, limit=HISTORY_TURNS)
+            except RagError:
+                log.exception("conversation history unavailable; answering without it")
+                return question
+            turns = [(t.question, t.answer) for t in stored]
+            previous = [t.rewritten_query or t.question for t in stored]
+        else:
             return question
         if not turns:
             return question
         rewrite = getattr(self.generator, "rewrite", None)
         if rewrite is not None:
             try:
-                rewritten = rewrite(question, [(t.question, t.answer) for t in turns])
+                rewritten = rewrite(question, turns)
                 if rewritten:
                     return rewritten
             except RagError:
                 log.warning("LLM rewriting failed; using the heuristic", exc_info=True)
-        return rewrite_heuristic(question, [t.rewritten_query or t.question for t in turns])
+        return rewrite_heuristic(question, previous)
 
     def _record(self, answer: Answer) -> None:
         if self.store is not None:

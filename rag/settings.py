@@ -99,12 +99,24 @@ class Settings(BaseSettings):
     handoff_webhook_retries: int = Field(5, ge=0)
     admin_api_key: SecretStr | None = Field(None, description="Enables /admin/*; without it they answer 403.")
 
+    # --- channels ------------------------------------------------------------------------------------------
+    api_keys: list[SecretStr] = Field(
+        default_factory=list, description="Bearer tokens accepted by /v1/* (OpenAI-compatible API); empty: open."
+    )
+    api_model_name: str | None = Field(None, description="Model id the knowledge base has in /v1/models (default: its folder name).")
+    allowed_origins: list[str] = Field(
+        default_factory=list, description='Web origins allowed to call the API from a browser (the widget), e.g. ["https://shop.example.com"].'
+    )
+
     # --- HTTP ----------------------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(8000, gt=0, lt=65536)
     max_question_chars: int = Field(2000, gt=0)
     max_body_bytes: int = Field(65536, gt=0)
     max_top_k: int = Field(20, gt=0)
+
+    def model_id(self) -> str:
+        return self.api_model_name or self.kb_dir.resolve().name
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.kb_dir / 'conversations.sqlite'}"

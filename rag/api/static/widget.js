@@ -1,0 +1,283 @@
+/* Support chat widget: paste <script src="https://bot.example.com/widget.js" data-kb="Help center"></script>
+ * into a page to get a floating chat bubble. Options (data-*): api (server URL, default: where this script
+ * comes from), kb (name shown in the header), lang (en|zh, default: the browser's), mode (bubble|inline),
+ * target (CSS selector of the inline container), title.
+ * Answers stream in as they are written; sources are listed under each answer; every text from the server
+ * is inserted as text, never as HTML. The conversation survives page reloads (localStorage). */
+(function () {
+  "use strict";
+  var script = document.currentScript || document.querySelector('script[src*="widget.js"]');
+  var opts = (script && script.dataset) || {};
+  var api = (opts.api || new URL(script ? script.src : location.href, location.href).origin).replace(/\/+$/, "");
+  var lang = (opts.lang || navigator.language || "en").toLowerCase().indexOf("zh") === 0 ? "zh" : "en";
+  var inline = opts.mode === "inline";
+  var storeKey = "rag-chat:" + api + ":" + (opts.kb || "");
+
+  var T = {
+    en: { title: "Support", open: "Open chat", close: "Close chat", placeholder: "Type your question…",
+          label: "Your question", send: "Send", sources: "Sources", up: "Helpful", down: "Not helpful",
+          thanks: "Thanks for the feedback!", handoff: "A member of our team will take it from here.",
+          error: "Sorry, something went wrong. Please try again.", greeting: "Hi! Ask me anything about our orders, shipping, returns, accounts, billing or warranty.",
+          you: "You", bot: "Assistant", reset: "New conversation" },
+    zh: { title: "在线客服", open: "打开聊天", close: "关闭聊天", placeholder: "请输入您的问题…",
+          label: "您的问题", send: "发送", sources: "参考来源", up: "有帮助", down: "没有帮助",
+          thanks: "感谢您的反馈！", handoff: "我们的客服人员会尽快为您处理。",
+          error: "抱歉，出了点问题，请稍后再试。", greeting: "您好！关于订单、配送、退换货、账户、支付或保修的问题都可以问我。",
+          you: "您", bot: "客服助手", reset: "新对话" }
+  }[lang];
+
+  var css = [
+    ".ragw{--c:#1f5fbf;font:15px/1.45 system-ui,-apple-system,'Segoe UI','PingFang SC','Microsoft YaHei',sans-serif;color:#1c1e21}",
+    ".ragw *{box-sizing:border-box}",
+    ".ragw-bubble{position:fixed;right:20px;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;background:var(--c);color:#fff;font-size:26px;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25);z-index:2147483000}",
+    ".ragw-bubble:focus-visible,.ragw button:focus-visible,.ragw textarea:focus-visible{outline:3px solid #ffbf47;outline-offset:2px}",
+    ".ragw-panel{display:flex;flex-direction:column;background:#fff;border-radius:12px;overflow:hidden;box-shadow:0 8px 30px rgba(0,0,0,.2)}",
+    ".ragw-float{position:fixed;right:20px;bottom:88px;width:380px;height:560px;max-height:calc(100vh - 110px);z-index:2147483000}",
+    ".ragw-inline{height:100%;border-radius:0}",
+    ".ragw-panel[hidden]{display:none}",
+    ".ragw-head{display:flex;align-items:center;gap:8px;padding:12px 14px;background:var(--c);color:#fff}",
+    ".ragw-head h2{flex:1;margin:0;font-size:16px}",
+    ".ragw-head button{background:transparent;border:1px solid rgba(255,255,255,.6);color:#fff;border-radius:6px;padding:4px 8px;cursor:pointer;font:inherit;font-size:13px}",
+    ".ragw-log{flex:1;overflow-y:auto;padding:14px;display:flex;flex-direction:column;gap:10px;background:#f7f8fa}",
+    ".ragw-msg{max-width:88%;padding:9px 12px;border-radius:12px;white-space:pre-wrap;word-wrap:break-word}",
+    ".ragw-user{align-self:flex-end;background:var(--c);color:#fff;border-bottom-right-radius:4px}",
+    ".ragw-bot{align-self:flex-start;background:#fff;border:1px solid #e3e6ea;border-bottom-left-radius:4px}",
+    ".ragw-handoff{border-color:#e0a100;background:#fff8e6}",
+    ".ragw-note{font-size:13px;color:#7a5a00;margin-top:6px}",
+    ".ragw-sources{margin-top:8px;border-top:1px solid #eef0f2;padding-top:6px;font-size:13px}",
+    ".ragw-sources h3{margin:0 0 4px;font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:#5f6670}",
+    ".ragw-source{display:block;width:100%;text-align:left;background:none;border:0;padding:3px 0;color:var(--c);cursor:pointer;font:inherit;text-decoration:underline}",
+    ".ragw-snippet{margin:2px 0 6px;padding:6px 8px;background:#f2f4f7;border-radius:6px;color:#333;white-space:normal}",
+    ".ragw-rate{display:flex;gap:6px;margin-top:6px;align-items:center;font-size:12px;color:#5f6670}",
+    ".ragw-rate button{border:1px solid #d0d5db;background:#fff;border-radius:14px;padding:2px 9px;cursor:pointer;font-size:14px}",
+    ".ragw-rate button[aria-pressed=true]{background:#e7f0ff;border-color:var(--c)}",
+    ".ragw-form{display:flex;gap:8px;padding:10px;border-top:1px solid #e3e6ea;background:#fff}",
+    ".ragw-form textarea{flex:1;resize:none;border:1px solid #c9ced6;border-radius:8px;padding:8px 10px;font:inherit;height:42px;max-height:120px}",
+    ".ragw-form button{border:0;border-radius:8px;background:var(--c);color:#fff;padding:0 16px;font:inherit;cursor:pointer}",
+    ".ragw-form button[disabled]{opacity:.5;cursor:default}",
+    ".ragw-sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}",
+    "@media (max-width:480px){.ragw-float{right:0;bottom:0;width:100vw;height:100vh;max-height:100vh;border-radius:0}.ragw-bubble{right:14px;bottom:14px}}"
+  ].join("\n");
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text != null) node.textContent = text;  // text only: document and answer text never becomes markup
+    return node;
+  }
+
+  var state = load();
+  function load() {
+    try { return JSON.parse(localStorage.getItem(storeKey)) || { conversationId: null, messages: [] }; }
+    catch (e) { return { conversationId: null, messages: [] }; }
+  }
+  function save() {
+    try { localStorage.setItem(storeKey, JSON.stringify({ conversationId: state.conversationId, messages: state.messages.slice(-50) })); }
+    catch (e) { /* storage full or disabled: the conversation just won't survive a reload */ }
+  }
+
+  var style = el("style");
+  style.textContent = css;
+  document.head.appendChild(style);
+
+  var root = el("div", { "class": "ragw", lang: lang });
+  var panelId = "ragw-panel-" + Math.random().toString(36).slice(2);
+  var panel = el("section", { "class": "ragw-panel " + (inline ? "ragw-inline" : "ragw-float"), id: panelId, role: "dialog", "aria-label": opts.title || T.title });
+  var head = el("div", { "class": "ragw-head" });
+  head.appendChild(el("h2", null, opts.title || (opts.kb ? T.title + " · " + opts.kb : T.title)));
+  var resetBtn = el("button", { type: "button", "class": "ragw-reset" }, T.reset);
+  head.appendChild(resetBtn);
+  var closeBtn = null;
+  if (!inline) {
+    closeBtn = el("button", { type: "button", "aria-label": T.close }, "✕");
+    head.appendChild(closeBtn);
+  }
+  var log = el("div", { "class": "ragw-log", role: "log", "aria-live": "polite", "aria-label": T.title });
+  var form = el("form", { "class": "ragw-form" });
+  var inputId = panelId + "-q";
+  form.appendChild(el("label", { "for": inputId, "class": "ragw-sr" }, T.label));
+  var input = el("textarea", { id: inputId, rows: "1", placeholder: T.placeholder, maxlength: "2000", autocomplete: "off" });
+  var send = el("button", { type: "submit" }, T.send);
+  form.appendChild(input);
+  form.appendChild(send);
+  panel.appendChild(head);
+  panel.appendChild(log);
+  panel.appendChild(form);
+
+  var bubble = null;
+  if (inline) {
+    var target = document.querySelector(opts.target || "body");
+    root.style.height = "100%";
+    root.appendChild(panel);
+    (target || document.body).appendChild(root);
+  } else {
+    bubble = el("button", { type: "button", "class": "ragw-bubble", "aria-label": T.open, "aria-expanded": "false", "aria-controls": panelId }, "💬");
+    panel.hidden = true;
+    root.appendChild(panel);
+    root.appendChild(bubble);
+    document.body.appendChild(root);
+    bubble.addEventListener("click", function () { toggle(panel.hidden); });
+    closeBtn.addEventListener("click", function () { toggle(false); bubble.focus(); });
+    panel.addEventListener("keydown", function (e) { if (e.key === "Escape") { toggle(false); bubble.focus(); } });
+  }
+  function toggle(open) {
+    panel.hidden = !open;
+    if (bubble) bubble.setAttribute("aria-expanded", String(open));
+    if (open) input.focus();
+  }
+
+  function addUser(text) {
+    var node = el("div", { "class": "ragw-msg ragw-user" });
+    node.appendChild(el("span", { "class": "ragw-sr" }, T.you + ": "));
+    node.appendChild(document.createTextNode(text));
+    log.appendChild(node);
+    log.scrollTop = log.scrollHeight;
+  }
+  function addBot(text) {
+    var node = el("div", { "class": "ragw-msg ragw-bot" });
+    node.appendChild(el("span", { "class": "ragw-sr" }, T.bot + ": "));
+    var body = el("div", { "class": "ragw-text" }, text || "");
+    node.appendChild(body);
+    log.appendChild(node);
+    log.scrollTop = log.scrollHeight;
+    return { node: node, body: body };
+  }
+  function finish(view, reply) {
+    view.body.textContent = reply.answer;
+    if (reply.handoff) {
+      view.node.classList.add("ragw-handoff");
+      view.node.appendChild(el("div", { "class": "ragw-note" }, T.handoff));
+    }
+    if (reply.citations && reply.citations.length) {
+      var box = el("div", { "class": "ragw-sources" });
+      box.appendChild(el("h3", null, T.sources));
+      reply.citations.forEach(function (c) {
+        var label = "[" + c.marker + "] " + (c.title || c.source) + (c.heading ? " › " + c.heading.split(" > ").slice(-1)[0] : "");
+        var button = el("button", { type: "button", "class": "ragw-source", "aria-expanded": "false" }, label);
+        var snippet = el("div", { "class": "ragw-snippet" }, c.snippet);
+        snippet.hidden = true;
+        if (c.url) {
+          var link = el("a", { href: c.url, target: "_blank", rel: "noopener noreferrer" }, c.url);
+          snippet.appendChild(el("br"));
+          snippet.appendChild(link);
+        }
+        button.addEventListener("click", function () {
+          snippet.hidden = !snippet.hidden;
+          button.setAttribute("aria-expanded", String(!snippet.hidden));
+        });
+        box.appendChild(button);
+        box.appendChild(snippet);
+      });
+      view.node.appendChild(box);
+    }
+    if (reply.message_id) {
+      var rate = el("div", { "class": "ragw-rate" });
+      var up = el("button", { type: "button", "aria-label": T.up, "aria-pressed": String(reply.rating === "up"), "data-rating": "up" }, "👍");
+      var down = el("button", { type: "button", "aria-label": T.down, "aria-pressed": String(reply.rating === "down"), "data-rating": "down" }, "👎");
+      var status = el("span", { role: "status" });
+      [up, down].forEach(function (b) {
+        b.addEventListener("click", function () {
+          var rating = b.getAttribute("data-rating");
+          fetch(api + "/feedback", { method: "POST", headers: { "Content-Type": "application/json" },
+                                     body: JSON.stringify({ message_id: reply.message_id, rating: rating }) })
+            .then(function (r) {
+              if (!r.ok) throw new Error("feedback " + r.status);
+              up.setAttribute("aria-pressed", String(rating === "up"));
+              down.setAttribute("aria-pressed", String(rating === "down"));
+              status.textContent = T.thanks;
+              reply.rating = rating;
+              save();
+            })
+            .catch(function () { status.textContent = T.error; });
+        });
+      });
+      rate.appendChild(up);
+      rate.appendChild(down);
+      rate.appendChild(status);
+      view.node.appendChild(rate);
+    }
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function render() {
+    log.textContent = "";
+    addBot(T.greeting);
+    state.messages.forEach(function (m) {
+      if (m.role === "user") addUser(m.text);
+      else finish(addBot(""), m.reply);
+    });
+  }
+
+  async function ask(question) {
+    addUser(question);
+    state.messages.push({ role: "user", text: question });
+    save();
+    var view = addBot("");
+    view.node.setAttribute("aria-busy", "true");
+    send.disabled = true;
+    var reply = null;
+    try {
+      var response = await fetch(api + "/chat", {
+        method: "POST", headers: { "Content-Type": "application/json", "Accept": "text/event-stream" },
+        body: JSON.stringify({ question: question, conversation_id: state.conversationId || undefined, stream: true })
+      });
+      if (!response.ok || !response.body) {
+        var problem = await response.json().catch(function () { return null; });
+        throw new Error((problem && problem.error && problem.error.message) || ("HTTP " + response.status));
+      }
+      var reader = response.body.getReader();
+      var decoder = new TextDecoder();
+      var buffer = "", text = "";
+      for (;;) {
+        var chunk = await reader.read();
+        if (chunk.done) break;
+        buffer += decoder.decode(chunk.value, { stream: true });
+        var events = buffer.split("\n\n");
+        buffer = events.pop();
+        events.forEach(function (raw) {
+          var name = "message", data = "";
+          raw.split("\n").forEach(function (line) {
+            if (line.indexOf("event: ") === 0) name = line.slice(7);
+            else if (line.indexOf("data: ") === 0) data += line.slice(6);
+          });
+          if (!data) return;
+          var payload = JSON.parse(data);
+          if (name === "delta") { text += payload.text; view.body.textContent = text; log.scrollTop = log.scrollHeight; }
+          else if (name === "done") reply = payload;
+          else if (name === "error") throw new Error(payload.error.message);
+        });
+      }
+      if (!reply) throw new Error("the answer was cut off");
+      state.conversationId = reply.conversation_id;
+      finish(view, reply);
+      state.messages.push({ role: "bot", reply: { answer: reply.answer, handoff: reply.handoff, citations: reply.citations, message_id: reply.message_id } });
+      save();
+    } catch (err) {
+      view.body.textContent = T.error;
+      view.node.classList.add("ragw-handoff");
+      if (window.console) console.warn("support chat:", err);
+    } finally {
+      view.node.removeAttribute("aria-busy");
+      send.disabled = false;
+    }
+  }
+
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var question = input.value.trim();
+    if (!question || send.disabled) return;
+    input.value = "";
+    ask(question);
+  });
+  input.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event("submit")); }
+  });
+  resetBtn.addEventListener("click", function () {
+    state = { conversationId: null, messages: [] };
+    save();
+    render();
+    input.focus();
+  });
+
+  render();
+})();
