@@ -16,6 +16,19 @@ import httpx
 import pytest
 
 
+def sse_events(response) -> list[tuple[str | None, dict]]:
+    """(event name, JSON data) of a Server-Sent Events response read with httpx."""
+    import json
+
+    events, name = [], None
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            events.append((name, json.loads(line[6:])))
+    return events
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -30,6 +30,22 @@ def _field_errors(exc: RequestValidationError) -> list[dict]:
     return out
 
 
+# Starlette picks the handler of the closest class in the exception's MRO (ContextOverflow -> 502).
+_RAG_ERRORS = [
+    (GeneratorTimeout, 504, "llm_timeout"),
+    (GeneratorUnavailable, 502, "llm_unavailable"),
+    (MessageNotFound, 404, "message_not_found"),
+    (KnowledgeBaseError, 503, "knowledge_base_error"),
+]
+
+
+def _fixed(status: int, type_: str):
+    async def handler(_: Request, exc: Exception) -> JSONResponse:
+        return error_response(status, type_, str(exc))
+
+    return handler
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -44,21 +60,8 @@ def install_error_handlers(app: FastAPI) -> None:
         type_ = _HTTP_TYPES.get(exc.status_code, "http_error")
         return error_response(exc.status_code, type_, str(exc.detail))
 
-    @app.exception_handler(GeneratorTimeout)
-    async def timeout(_: Request, exc: GeneratorTimeout) -> JSONResponse:
-        return error_response(504, "llm_timeout", str(exc))
-
-    @app.exception_handler(GeneratorUnavailable)
-    async def unavailable(_: Request, exc: GeneratorUnavailable) -> JSONResponse:
-        return error_response(502, "llm_unavailable", str(exc))
-
-    @app.exception_handler(MessageNotFound)
-    async def not_found(_: Request, exc: MessageNotFound) -> JSONResponse:
-        return error_response(404, "message_not_found", str(exc))
-
-    @app.exception_handler(KnowledgeBaseError)
-    async def kb_error(_: Request, exc: KnowledgeBaseError) -> JSONResponse:
-        return error_response(503, "knowledge_base_error", str(exc))
+    for error, status, type_ in _RAG_ERRORS:
+        app.add_exception_handler(error, _fixed(status, type_))
 
     @app.exception_handler(RagError)
     async def rag_error(_: Request, exc: RagError) -> JSONResponse:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from rag.knowledge_base import KnowledgeBase
 from rag.retrieval import create_retriever
 from rag.settings import Settings
 from rag.tokenizer import get_encoding
-from tests.servers import free_port, process, uvicorn_in_thread
+from tests.servers import free_port, process, sse_events, uvicorn_in_thread
 
 pytestmark = pytest.mark.integration
 
@@ -31,16 +30,6 @@ def base_url(demo_kb, embedder):
     with uvicorn_in_thread(create_app(settings, chat_service=service)) as url:
         yield url
     kb.close()
-
-
-def sse_events(response: httpx.Response) -> list[tuple[str, dict]]:
-    events, event = [], None
-    for line in response.iter_lines():
-        if line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("data: "):
-            events.append((event, json.loads(line[6:])))
-    return events
 
 
 def test_answer_is_grounded_and_cited(base_url):

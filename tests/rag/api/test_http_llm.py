@@ -3,7 +3,6 @@ through /chat on a real uvicorn server. A 135M model tests protocol and plumbing
 
 from __future__ import annotations
 
-import json
 
 import httpx
 import pytest
@@ -19,7 +18,7 @@ from rag.retrieval import create_retriever
 from rag.settings import Settings
 from rag.tokenizer import get_encoding
 from rag.types import Chunk, Passage, Usage
-from tests.servers import free_port, llama_cpp_server, silent_server, smollm2_gguf, uvicorn_in_thread
+from tests.servers import free_port, llama_cpp_server, silent_server, smollm2_gguf, sse_events, uvicorn_in_thread
 
 pytestmark = pytest.mark.integration
 N_CTX = 2048
@@ -47,16 +46,6 @@ def serve(settings: Settings, kb, embedder, generator):
     return uvicorn_in_thread(create_app(settings, chat_service=service))
 
 
-def sse(response):
-    events, name = [], None
-    for line in response.iter_lines():
-        if line.startswith("event: "):
-            name = line[7:]
-        elif line.startswith("data: "):
-            events.append((name, json.loads(line[6:])))
-    return events
-
-
 def test_openai_generator_streams_text_and_usage(llm_url):
     passages = [Passage(Chunk(doc_id="d", source="faq.md", text="Standard shipping takes 3-5 business days.", position=0), 0.9)]
     prompt = build_prompt("How long is standard shipping?", passages, language="en", encoding=get_encoding(),
@@ -82,7 +71,7 @@ def test_chat_with_a_real_llm_server_plain_and_streaming(llm_url, demo_kb, kb, e
 
         with httpx.stream("POST", f"{base}/chat", json={"question": "How do I reset my password?", "stream": True}, timeout=120) as r:
             assert r.status_code == 200
-            events = sse(r)
+            events = sse_events(r)
         kinds = [k for k, _ in events]
         assert kinds[-1] == "done" and kinds.count("done") == 1 and set(kinds[:-1]) <= {"delta"}
         assert kinds.count("delta") >= (2 if events[-1][1]["answered"] else 1)  # token by token when answering
