@@ -37,6 +37,10 @@ _ANSWER_TYPES = [
      re.compile(r"\b(in|at|from|to)\s+[A-Z][a-z]+|省|市|地址|address", re.I)),
 ]
 _TYPE_BONUS = 0.3
+# A sentence about another year than the one asked about is usually the distractor ("won in 2019" for a
+# question about 2021): it is left out when some sentence names the year asked about, else it loses this much.
+_YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
+_OTHER_YEAR_PENALTY = 0.3
 _MARKUP = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+|\*\*|__|`")
 
 
@@ -77,10 +81,16 @@ class ExtractiveGenerator:
         q_weight = sum(idf.get(t, self._unseen_idf(len(candidates))) for t in q_terms) or 1.0
         best_passage = max(p.score for p in passages) or 1.0
         shapes = [shape for asks, shape in _ANSWER_TYPES if asks.search(question)]
+        years = set(_YEAR.findall(question))
+        if years and any(years & set(_YEAR.findall(c.text)) for c in candidates):
+            candidates = [c for c in candidates if not _YEAR.search(c.text) or years & set(_YEAR.findall(c.text))]
         for c in candidates:
             coverage = sum(idf[t] for t in q_terms & c.terms) / q_weight
             typed = _TYPE_BONUS if any(shape.search(c.text) for shape in shapes) else 0.0
-            c.score = coverage + typed + 0.35 * max(passages[c.passage_index].score, 0) / best_passage - 0.03 * c.passage_index
+            mentioned = set(_YEAR.findall(c.text))
+            off_year = _OTHER_YEAR_PENALTY if years and mentioned and not (years & mentioned) else 0.0
+            c.score = (coverage + typed - off_year + 0.35 * max(passages[c.passage_index].score, 0) / best_passage
+                       - 0.03 * c.passage_index)
 
         ranked = sorted(candidates, key=lambda c: c.score, reverse=True)
         chosen: list[_Candidate] = []

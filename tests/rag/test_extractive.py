@@ -47,3 +47,10 @@ def test_markup_is_cleaned_and_terms_cover_both_languages():
     assert clean_markup("- **Free** returns") == "Free returns"
     assert terms("Shipping 退货运费") == {"shipp", "退货", "货运", "运费"}
     assert terms("The boxes were shipped") == {"box", "shipp"}
+
+
+def test_sentences_about_another_year_lose_to_the_asked_year():
+    passages = [p("Egan Bernal won the 2019 Tour de France. The race ends in Paris."),
+                p("Tadej Pogacar won the 2021 Tour de France for the second time.", score=0.6)]
+    answer = compose("Who won the 2021 Tour de France?", passages)
+    assert answer == "Tadej Pogacar won the 2021 Tour de France for the second time. [2]"
