@@ -4,8 +4,9 @@
 
 For every dataset, its own answerable questions are in-domain (the bot should answer) and the other
 datasets' questions, asked of the same knowledge base, are out-of-domain (the bot should decline). The
-support score of each question (rag.decline.support_score: best retrieval score plus lexical coverage of the
-question by the top passages, as the chat's retriever returns them) is recorded; the threshold chosen is the middle of the range whose mean
+support score of each question (rag.decline.support_score: best cosine similarity plus lexical coverage of the
+question by the top passages as the chat's retriever returns them; lexical coverage alone for a language the
+embedding model does not cover) is recorded; the threshold chosen is the middle of the range whose mean
 balanced accuracy over datasets is within 0.005 of the best, separately for English and Chinese questions (the embedding model scores the two
 on different scales). ClapNQ's unanswerable questions are reported too: they are on-topic, so a score
 threshold alone cannot catch them, and they are not used to choose.
@@ -66,7 +67,8 @@ def main() -> None:
 
                 def best(texts: list[str]) -> list[float]:
                     found = retriever.retrieve_many(texts, settings.top_k) if texts else []
-                    return [support_score(t, passages) for t, passages in zip(texts, found)]
+                    return [support_score(t, passages, lang[t] in settings.dense_languages)
+                            for t, passages in zip(texts, found)]
 
                 for name_q, qs in questions.items():
                     side = "in" if name_q == name else "out"
@@ -84,7 +86,7 @@ def main() -> None:
                             row_like = Passage(replace(p[0].chunk, row=0), p[0].score, p[0].dense_score)
                             faq.append((text, row_like, d.qrels[q].get(p[0].record_id, 0) > 0))
 
-    grid = np.round(np.arange(0.10, 1.00, 0.01), 2)
+    grid = np.round(np.arange(0.05, 1.00, 0.01), 2)
     print("support score: in-domain (should answer) vs out-of-domain (should decline)")
     print(f"{'lang':<5} {'threshold':>9} {'dataset':<10} {'in-domain answered':>19} {'out-of-domain declined':>23} {'balanced':>9}")
     chosen: dict[str, float] = {}

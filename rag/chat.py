@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Callable, Iterator, Literal
 import tiktoken
 
 from rag.citations import make_citation, parse_citations
-from rag.decline import faq_match, support_score
+from rag.decline import SUPPORT_PASSAGES, faq_match, support_score
 from rag.errors import ContextOverflow, RagError
 from rag.followups import needs_context, rewrite_heuristic
 from rag.generators import GenerationRequest, Generator
 from rag.intents import asks_for_human
 from rag.language import detect_language
+from rag.lexical import coverage
 from rag.prompting import DECLINE_MARKER, Prompt, build_prompt
 from rag.retrieval import Retriever
 from rag.settings import Settings
@@ -83,7 +84,19 @@ class ChatService:
         passages = self.retriever.retrieve(query, top_k or self.settings.top_k, filters)
 
         threshold = self.settings.min_score_zh if language == "zh" else self.settings.min_score
-        if not passages or support_score(query, passages) < threshold:
+        covered = language in self.settings.dense_languages
+        supported = bool(passages) and support_score(query, passages, covered) >= threshold
+        if not supported and query == question:
+            # "How long is the link valid?" reads as standalone but leans on the earlier turn: before giving up,
+            # try it in the context of the conversation
+            forced = self._standalone(question, ids["conversation_id"], history, force=True)
+            if forced != question:
+                retry = self.retriever.retrieve(forced, top_k or self.settings.top_k, filters)
+                # judged on the customer's own words: the earlier turn's words must not carry an unrelated question
+                if retry and support_score(question, retry, covered) >= threshold and \
+                        coverage(question, [p.chunk.embedding_text() for p in retry[:SUPPORT_PASSAGES]]) > 0:
+                    query, passages, supported = forced, retry, True
+        if not supported:
             reason = "no_passages" if not passages else "low_retrieval_score"
             yield from self._decline(question, language, passages, reason, Usage(), started, ids, query=query)
             return
@@ -137,9 +150,11 @@ class ChatService:
             latency_ms=(time.perf_counter() - started) * 1000, rewritten_query=_changed(query, question), **ids,
         ))
 
-    def _standalone(self, question: str, conversation_id: str, history: list[tuple[str, str]] | None = None) -> str:
-        """The question made standalone using the conversation so far (unchanged when it needs no context)."""
-        if not needs_context(question):
+    def _standalone(self, question: str, conversation_id: str, history: list[tuple[str, str]] | None = None,
+                    force: bool = False) -> str:
+        """The question made standalone using the conversation so far (unchanged when it needs no context,
+        unless `force`)."""
+        if not force and not needs_context(question):
             return question
         if history is not None:
             turns = history[-HISTORY_TURNS:]
@@ -164,7 +179,7 @@ class ChatService:
                     return rewritten
             except RagError:
                 log.warning("LLM rewriting failed; using the heuristic", exc_info=True)
-        return rewrite_heuristic(question, previous)
+        return rewrite_heuristic(question, previous, force=force)
 
     def _record(self, answer: Answer) -> None:
         if self.store is not None:
@@ -241,6 +256,9 @@ def build_chat_service(settings: Settings, *, with_store: bool = True) -> ChatSe
                             ef_search=settings.hnsw_ef_search, nprobe=settings.ivf_nprobe)
     embedder = SentenceTransformerEmbedder(settings.embedding_model, device=settings.embedding_device,
                                            batch_size=settings.embedding_batch_size, offline=settings.hf_offline)
+    from rag.lexical import bm25_tokens
+
+    bm25_tokens("预热 warm-up")  # loads jieba's dictionary now rather than during the first Chinese question
     store = notifier = None
     if with_store:
         from rag.conversations import SQLAlchemyConversationStore

@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="only passages whose source path starts with this")
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="metadata filter, repeatable")
     p.add_argument("--generator", choices=["extractive", "openai", "llamacpp"], help="override RAG_GENERATOR")
+    p.add_argument("--conversation", help="continue this conversation id (follow-up questions get its context)")
     p.add_argument("--passages", action="store_true", help="also print the retrieved passages")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_ask)
@@ -92,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--html", type=Path, help="also write a self-contained HTML report with charts")
     p.add_argument("--top", type=int, default=10, help="unanswered question groups to list (default 10)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--model", help="embedding model used to group similar questions")
+    common(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("info", help="show what a knowledge base holds")
@@ -151,9 +152,11 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     filters = _parse_filters(args)
     service = build_chat_service(settings)
     try:
-        answer = service.answer(args.question, top_k=settings.top_k, filters=filters)
+        answer = service.answer(args.question, top_k=settings.top_k, filters=filters, conversation_id=args.conversation)
     finally:
         service.retriever.kb.close()  # type: ignore[attr-defined]
+        if service.store is not None:
+            service.store.close()
     if args.json:
         print(json.dumps(_answer_json(answer), ensure_ascii=False, indent=2))
         return 0
@@ -167,6 +170,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             print(f"[{c.marker}] {where}" + (f" - {label}" if label else ""))
     if answer.handoff:
         print(f"\n(handoff to a person: {answer.decline_reason})")
+    print(f"\n(conversation {answer.conversation_id}, message {answer.message_id})")
     if args.passages:
         print("\nretrieved passages:")
         for rank, p in enumerate(answer.passages, start=1):
@@ -187,6 +191,9 @@ def _answer_json(answer) -> dict[str, Any]:
         "language": answer.language,
         "usage": {**vars(answer.usage), "total_tokens": answer.usage.total_tokens},
         "latency_ms": round(answer.latency_ms, 2),
+        "conversation_id": answer.conversation_id,
+        "message_id": answer.message_id,
+        "rewritten_query": answer.rewritten_query,
         "passages": [_passage_json(p) for p in answer.passages],
     }
 

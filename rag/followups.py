@@ -30,15 +30,15 @@ def needs_context(question: str) -> bool:
     return bool(_EN_FOLLOWUP.search(q)) or len(words) <= _SHORT_WORDS
 
 
-def rewrite_heuristic(question: str, previous_queries: Sequence[str]) -> str:
-    """The follow-up joined to the latest standalone query before it.
+def rewrite_heuristic(question: str, previous_queries: Sequence[str], force: bool = False) -> str:
+    """The follow-up joined to the latest standalone query before it (`force`: even if it looks standalone).
 
     >>> rewrite_heuristic("What about express?", ["How long does shipping take?"])
     'What about express? (How long does shipping take?)'
     >>> rewrite_heuristic("How do I reset my password?", ["How long does shipping take?"])
     'How do I reset my password?'
     """
-    if not previous_queries or not needs_context(question):
+    if not previous_queries or not (force or needs_context(question)):
         return question
     return f"{question.strip()} ({previous_queries[-1].strip()})"
 

@@ -76,7 +76,7 @@ class Settings(BaseSettings):
         0.53, description="Below this support score (best retrieval score + lexical coverage, see rag.decline) "
         "the bot declines and hands off."
     )
-    min_score_zh: float = Field(0.52, description="The same for Chinese questions (scored on another scale).")
+    min_score_zh: float = Field(0.29, description="The same for Chinese questions (lexical coverage alone while the embedding model does not cover Chinese).")
     fallback_message: str = (
         "I'm sorry, I couldn't find that in our documents. Let me connect you with a member of our team."
     )

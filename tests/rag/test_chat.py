@@ -148,3 +148,30 @@ def test_asking_for_a_person_hands_off_at_once():
     assert handed == [(answer.conversation_id, "customer_request")]
     _, zh = run(service(passages(), gen), "转人工")
     assert zh.answer == Settings(_env_file=None).handoff_message_zh
+
+
+def test_a_declined_question_is_retried_in_the_context_of_the_conversation(tmp_path):
+    from rag.conversations import SQLAlchemyConversationStore
+
+    class ContextRetriever(FakeRetriever):
+        def retrieve(self, question, k=5, filters=None):
+            self.calls += 1
+            if "password" not in question:
+                return passages(score=0.1)
+            return [Passage(Chunk(doc_id="pw", source="pw.md", text="The reset link is valid for 30 minutes.", position=0, id=1), 0.9, dense_score=0.9)]
+
+    store = SQLAlchemyConversationStore(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    svc = ChatService(Settings(_env_file=None), ContextRetriever([]), ScriptedGenerator(["It lasts 30 minutes [1]."]),
+                      get_encoding(), store=store)
+    first = svc.answer("How do I reset my password?", conversation_id="c")
+    follow = svc.answer("How long is the link valid?", conversation_id="c")
+    assert first.answered and follow.answered
+    assert follow.rewritten_query == "How long is the link valid? (How do I reset my password?)"
+    alone = svc.answer("How long is the link valid?", conversation_id="other")  # no conversation: declined
+    assert not alone.answered and alone.rewritten_query is None
+    # the earlier turn's words must not carry an unrelated question through
+    unrelated = svc.answer("Who won the world cup?", conversation_id="c")
+    assert not unrelated.answered
+    assert [t.question for t in store.history("c")] == ["How do I reset my password?", "How long is the link valid?",
+                                                       "Who won the world cup?"]
+    store.close()
