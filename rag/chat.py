@@ -83,19 +83,8 @@ class ChatService:
         query = self._standalone(question, ids["conversation_id"], history)
         passages = self.retriever.retrieve(query, top_k or self.settings.top_k, filters)
 
-        threshold = self.settings.min_score_zh if language == "zh" else self.settings.min_score
-        covered = language in self.settings.dense_languages
-        supported = bool(passages) and support_score(query, passages, covered) >= threshold
-        if not supported and query == question:
-            # "How long is the link valid?" reads as standalone but leans on the earlier turn: before giving up,
-            # try it in the context of the conversation
-            forced = self._standalone(question, ids["conversation_id"], history, force=True)
-            if forced != question:
-                retry = self.retriever.retrieve(forced, top_k or self.settings.top_k, filters)
-                # judged on the customer's own words: the earlier turn's words must not carry an unrelated question
-                if retry and support_score(question, retry, covered) >= threshold and \
-                        coverage(question, [p.chunk.embedding_text() for p in retry[:SUPPORT_PASSAGES]]) > 0:
-                    query, passages, supported = forced, retry, True
+        query, passages, supported = self._supported(question, query, passages, language, ids["conversation_id"],
+                                                     history, top_k, filters)
         if not supported:
             reason = "no_passages" if not passages else "low_retrieval_score"
             yield from self._decline(question, language, passages, reason, Usage(), started, ids, query=query)
@@ -149,6 +138,32 @@ class ChatService:
             generator=self.generator.name, language=language, usage=usage,
             latency_ms=(time.perf_counter() - started) * 1000, rewritten_query=_changed(query, question), **ids,
         ))
+
+    def _supported(self, question: str, query: str, passages: list[Passage], language: str, conversation_id: str,
+                   history: list[tuple[str, str]] | None, top_k: int | None, filters: Filters | None
+                   ) -> tuple[str, list[Passage], bool]:
+        """(query, passages, whether they support an answer), trying the other reading of a follow-up before
+        declining: a rewritten question alone, or a standalone-looking one in the conversation's context."""
+        threshold = self.settings.min_score_zh if language == "zh" else self.settings.min_score
+        covered = language in self.settings.dense_languages
+        k = top_k or self.settings.top_k
+        if passages and support_score(query, passages, covered) >= threshold:
+            return query, passages, True
+        if query != question:
+            # the earlier turn may have been the wrong context ("背包保修几年？" after an unrelated question)
+            alone = self.retriever.retrieve(question, k, filters)
+            if alone and support_score(question, alone, covered) >= threshold:
+                return question, alone, True
+            return query, passages, False
+        # "How long is the link valid?" reads as standalone but leans on the earlier turn
+        forced = self._standalone(question, conversation_id, history, force=True)
+        if forced != question:
+            retry = self.retriever.retrieve(forced, k, filters)
+            # judged on the customer's own words: the earlier turn's words must not carry an unrelated question
+            if retry and support_score(question, retry, covered) >= threshold and \
+                    coverage(question, [p.chunk.embedding_text() for p in retry[:SUPPORT_PASSAGES]]) > 0:
+                return forced, retry, True
+        return query, passages, False
 
     def _standalone(self, question: str, conversation_id: str, history: list[tuple[str, str]] | None = None,
                     force: bool = False) -> str:

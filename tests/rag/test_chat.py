@@ -175,3 +175,21 @@ def test_a_declined_question_is_retried_in_the_context_of_the_conversation(tmp_p
     assert [t.question for t in store.history("c")] == ["How do I reset my password?", "How long is the link valid?",
                                                        "Who won the world cup?"]
     store.close()
+
+
+def test_a_wrongly_rewritten_follow_up_falls_back_to_the_question_alone(tmp_path):
+    from rag.conversations import SQLAlchemyConversationStore
+
+    class Retriever(FakeRetriever):
+        def retrieve(self, question, k=5, filters=None):
+            self.calls += 1
+            if "(" in question or "backpack" not in question.lower():
+                return passages(score=0.1)
+            return [Passage(Chunk(doc_id="w", source="w.md", text="Backpacks carry a 5-year warranty.", position=0, id=1), 0.9, dense_score=0.9)]
+
+    store = SQLAlchemyConversationStore(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    svc = ChatService(Settings(_env_file=None), Retriever([]), ScriptedGenerator(["Five years [1]."]), get_encoding(), store=store)
+    assert not svc.answer("Do you sell fishing licenses?", conversation_id="c").answered
+    follow = svc.answer("Backpack warranty?", conversation_id="c")  # short, so taken for a follow-up first
+    assert follow.answered and follow.rewritten_query is None
+    store.close()
