@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from rag.embedders import Embedder
+from rag.language import detect_language
+from rag.lexical import terms
 
 if TYPE_CHECKING:
     from rag.conversations import ConversationStore, Feedback, StoredMessage
@@ -47,13 +49,15 @@ class Stats:
 
 
 def compute_stats(store: "ConversationStore", since: datetime | None = None, embedder: Embedder | None = None,
-                  top: int = 10) -> Stats:
+                  top: int = 10, dense_languages: Sequence[str] = ("en",)) -> Stats:
     messages = store.messages(since=since)
-    return summarize(messages, store.feedback(since=since), store.conversation_count(since=since), since, embedder, top)
+    return summarize(messages, store.feedback(since=since), store.conversation_count(since=since), since, embedder,
+                     top, dense_languages)
 
 
 def summarize(messages: Sequence["StoredMessage"], feedback: Sequence["Feedback"], conversations: int,
-              since: datetime | None = None, embedder: Embedder | None = None, top: int = 10) -> Stats:
+              since: datetime | None = None, embedder: Embedder | None = None, top: int = 10,
+              dense_languages: Sequence[str] = ("en",)) -> Stats:
     n = len(messages)
     answered = sum(m.answered for m in messages)
     handoffs = sum(m.handoff for m in messages)
@@ -76,7 +80,7 @@ def summarize(messages: Sequence["StoredMessage"], feedback: Sequence["Feedback"
         latency_p50_ms=round(float(np.percentile(latencies, 50)), 2) if latencies else None,
         latency_p95_ms=round(float(np.percentile(latencies, 95)), 2) if latencies else None,
         by_generator=generators,
-        top_unanswered=group_questions(unanswered, embedder)[:top],
+        top_unanswered=group_questions(unanswered, embedder, dense_languages=dense_languages)[:top],
     )
 
 
@@ -85,9 +89,20 @@ def _normal(text: str) -> str:
 
 
 def group_questions(questions: Sequence[str], embedder: Embedder | None = None,
-                    threshold: float = GROUP_SIMILARITY) -> list[QuestionGroup]:
-    """Similar questions grouped (cosine of embeddings; identical wording only without an embedder),
-    biggest group first. Each group is named by its member closest to the group's centre."""
+                    threshold: float = GROUP_SIMILARITY, dense_languages: Sequence[str] = ("en",)) -> list[QuestionGroup]:
+    """Similar questions grouped, biggest group first, each named by its member closest to the group's centre.
+
+    Similarity is the cosine of embeddings for languages the embedding model covers; for the others (it
+    finds any two Chinese questions alike) it is the overlap of their words."""
+    by_language: dict[bool, list[str]] = {}
+    for q in questions:
+        by_language.setdefault(detect_language(q) in dense_languages, []).append(q)
+    groups = _group(by_language.get(True, []), embedder, threshold)
+    groups += _group(by_language.get(False, []), None, threshold)
+    return sorted(groups, key=lambda g: (-g.count, g.question))
+
+
+def _group(questions: Sequence[str], embedder: Embedder | None, threshold: float) -> list[QuestionGroup]:
     if not questions:
         return []
     distinct: dict[str, list[str]] = {}
@@ -95,7 +110,7 @@ def group_questions(questions: Sequence[str], embedder: Embedder | None = None,
         distinct.setdefault(_normal(q), []).append(q)
     keys = list(distinct)
     if embedder is None:
-        groups = [[k] for k in keys]
+        groups = _group_by_words(keys)
         vectors = None
     else:
         vectors = embedder.embed([distinct[k][0] for k in keys])
@@ -123,4 +138,20 @@ def group_questions(questions: Sequence[str], embedder: Embedder | None = None,
             name = max(members, key=lambda k: len(distinct[k]))
             name = distinct[name][0]
         out.append(QuestionGroup(question=name, count=len(wordings), examples=sorted(set(wordings))[:5]))
-    return sorted(out, key=lambda g: (-g.count, g.question))
+    return out
+
+
+def _group_by_words(keys: list[str], threshold: float = 0.5) -> list[list[str]]:
+    groups: list[list[str]] = []
+    words: list[set[str]] = []
+    for key in keys:
+        mine = terms(key)
+        for i, other in enumerate(words):
+            if mine and other and len(mine & other) / len(mine | other) >= threshold:
+                groups[i].append(key)
+                other |= mine
+                break
+        else:
+            groups.append([key])
+            words.append(set(mine))
+    return groups

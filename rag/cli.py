@@ -291,7 +291,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         since = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
     store = SQLAlchemyConversationStore(settings.resolved_database_url())
     try:
-        stats = compute_stats(store, since, _embedder(settings), args.top)
+        stats = compute_stats(store, since, _embedder(settings), args.top, settings.dense_languages)
         messages = store.messages(since=since) if args.html else []
     finally:
         store.close()

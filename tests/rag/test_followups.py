@@ -41,3 +41,21 @@ def test_llm_rewrite_prompt_carries_the_last_turns():
 ])
 def test_requests_for_a_person(text, expected):
     assert asks_for_human(text) is expected
+
+
+def test_unanswered_questions_group_by_meaning_in_english_and_by_words_in_chinese():
+    from rag.analytics import group_questions
+
+    class WordEmbedder:  # stands in for the model: questions sharing "fish" are alike
+        name, dimension = "fake", 2
+
+        def embed(self, texts):
+            import numpy as np
+
+            return np.array([[1.0, 0.0] if "fish" in t.lower() else [0.0, 1.0] for t in texts], dtype=np.float32)
+
+    groups = group_questions(["Do you sell fishing licenses?", "Can I buy a fishing license?", "Who won in 1998?",
+                              "你们卖钓鱼证吗？", "你们卖钓鱼证吗", "你们有实体店吗？"], WordEmbedder())
+    assert [g.count for g in groups] == [2, 2, 1, 1]
+    assert "fishing" in groups[0].question and groups[1].question == "你们卖钓鱼证吗？"
+    assert {g.question for g in groups[2:]} == {"Who won in 1998?", "你们有实体店吗？"}

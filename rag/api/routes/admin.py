@@ -32,7 +32,8 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(requir
 
 @router.get("/stats", summary="Answered/handoff rates, feedback, latency, top unanswered questions")
 def stats(since: str | None = Query(None, description="ISO date or datetime, e.g. 2026-11-01"),
-          top: int = Query(10, ge=1, le=100), chat: ChatService = Depends(get_chat_service)) -> dict:
+          top: int = Query(10, ge=1, le=100), chat: ChatService = Depends(get_chat_service),
+          settings: Settings = Depends(get_settings)) -> dict:
     if chat.store is None:
         raise ConfigurationError("statistics need a conversation store - set RAG_DATABASE_URL")
     start = None
@@ -44,4 +45,4 @@ def stats(since: str | None = Query(None, description="ISO date or datetime, e.g
         if start.tzinfo is None:
             start = start.replace(tzinfo=timezone.utc)
     embedder = getattr(chat.retriever, "embedder", None)
-    return compute_stats(chat.store, start, embedder, top).to_dict()
+    return compute_stats(chat.store, start, embedder, top, settings.dense_languages).to_dict()
