@@ -31,7 +31,7 @@ from rag.embedders import SentenceTransformerEmbedder  # noqa: E402
 from rag.knowledge_base import KnowledgeBase  # noqa: E402
 from rag.language import detect_language  # noqa: E402
 from rag.prompting import build_prompt  # noqa: E402
-from rag.retrieval import DenseRetriever  # noqa: E402
+from rag.retrieval import create_retriever  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.tokenizer import get_encoding  # noqa: E402
 from tests.servers import free_port, llama_cpp_server, process  # noqa: E402
@@ -77,7 +77,7 @@ def main() -> None:
 
         # --- 1. extractive ------------------------------------------------------------------------------
         kb = KnowledgeBase.open(kb_dir)
-        retriever = DenseRetriever(kb, embedder)
+        retriever = create_retriever(settings.retriever, kb, embedder, settings)  # the one the server uses
         for q in qs:
             retriever.retrieve(q, 5)
         retrieval = [timed(lambda q=q: retriever.retrieve(q, 5)) for q in (qs * 10)[: args.requests]]
@@ -101,7 +101,7 @@ def main() -> None:
         print("extractive mode, demo knowledge base (ms)")
         print(f"{'measurement':<44} {'n':>5} {'p50':>8} {'p95':>8}")
         print(row("GET /health round trip (HTTP floor)", health))
-        print(row("in-process retrieval (embed + FAISS + SQLite)", retrieval))
+        print(row(f"in-process {settings.retriever} retrieval", retrieval))
         print(row("POST /chat, server-reported latency_ms", server_side))
         print(row("POST /chat, client round trip", chat))
         verdict = "meets" if pct(chat, 50) <= 30 else "MISSES"
@@ -139,17 +139,21 @@ def main() -> None:
                     raise RuntimeError("the LLM server sent no content")
 
                 def chat_ttft(question: str) -> float | None:
+                    """Time to the first delta, or None when no model was called (declined, curated FAQ)."""
                     started = time.perf_counter()
+                    first = None
                     with client.stream("POST", f"{base}/chat", json={"question": question, "stream": True}) as r:
                         name = None
                         for line in r.iter_lines():
                             if line.startswith("event: "):
                                 name = line[7:]
-                            elif line.startswith("data: ") and name == "delta":
-                                elapsed = (time.perf_counter() - started) * 1000
-                                r.close()
-                                return elapsed
-                    return None
+                            elif line.startswith("data: ") and name == "delta" and first is None:
+                                first = (time.perf_counter() - started) * 1000
+                            elif line.startswith("data: ") and name == "done":
+                                done = json.loads(line[6:])
+                                if done["generator"] == "faq" or done["decline_reason"] == "low_retrieval_score":
+                                    return None
+                    return first
 
                 direct, through, pairs = [], [], []
                 for q in (answerable * 5)[: args.llm_requests + 2]:
