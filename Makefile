@@ -8,7 +8,7 @@ PORT ?= 8000
 # AVX2: a native build may emit AMX kernels that crash under virtual machines that report AMX.
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
-.PHONY: install install-dev browser run test bench clean
+.PHONY: install install-dev browser run check test unit check-make-run bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,23 @@ browser:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		echo "chromium is missing: the browser tests will be skipped (run 'apt-get install chromium' as root)"
 
-test: install-dev browser
+# lint, format, types and the layering contract (pyproject.toml: [tool.ruff], [tool.mypy], [tool.importlinter])
+check: install-dev
+	$(BIN)/ruff check rag ingest tests benchmarks
+	$(BIN)/ruff format --check rag ingest tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: install-dev browser check
 	$(BIN)/python -m pytest -q
+
+# pure-logic tests and doctests only: seconds, no model, no servers
+unit: install-dev
+	$(BIN)/python -m pytest -q -m unit
+
+# the README's first command in a fresh clone of the committed work (CI runs it after `make test`)
+check-make-run:
+	$(PYTHON) .ci/check_make_run.py
 
 bench: install-dev
 	$(BIN)/python benchmarks/ingest.py

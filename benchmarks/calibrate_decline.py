@@ -26,14 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ingest.pipeline import ingest  # noqa: E402
-from rag.embedders import SentenceTransformerEmbedder  # noqa: E402
-from rag.evaluation import load_dataset  # noqa: E402
-from rag.knowledge_base import KnowledgeBase  # noqa: E402
-from rag.decline import faq_match, support_score  # noqa: E402
-from rag.language import detect_language  # noqa: E402
-from rag.retrieval import create_retriever  # noqa: E402
-from rag.types import Passage  # noqa: E402
-from rag.settings import Settings  # noqa: E402
+from rag.store.embedders import SentenceTransformerEmbedder  # noqa: E402
+from rag.evaluation.metrics import load_dataset  # noqa: E402
+from rag.store.knowledge_base import KnowledgeBase  # noqa: E402
+from rag.chat.decline import faq_match, support_score  # noqa: E402
+from rag.text.language import detect_language  # noqa: E402
+from rag.wiring import create_retriever  # noqa: E402
+from rag.core.types import Passage  # noqa: E402
+from rag.core.settings import Settings  # noqa: E402
 
 NAMES = ["stackfaq", "rgb-en", "rgb-zh", "clapnq"]
 

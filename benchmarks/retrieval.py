@@ -24,13 +24,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rag.embedders import SentenceTransformerEmbedder  # noqa: E402
-from rag.knowledge_base import Changeset, DocumentUpdate, KnowledgeBase  # noqa: E402
-from rag.lexical import bm25_tokens  # noqa: E402
-from rag.retrieval import create_retriever  # noqa: E402
-from rag.settings import Settings  # noqa: E402
-from rag.text import sentence_spans  # noqa: E402
-from rag.types import Chunk, Document, Section  # noqa: E402
+from rag.store.embedders import SentenceTransformerEmbedder  # noqa: E402
+from rag.store.knowledge_base import Changeset, DocumentUpdate, KnowledgeBase  # noqa: E402
+from rag.text.lexical import bm25_tokens  # noqa: E402
+from rag.wiring import create_retriever  # noqa: E402
+from rag.core.settings import Settings  # noqa: E402
+from rag.text.sentences import sentence_spans  # noqa: E402
+from rag.core.types import Chunk, Document, Section  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 

@@ -15,12 +15,12 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from rag.embedders import Embedder
-from rag.errors import LoaderError
-from rag.knowledge_base import Changeset, DocumentUpdate, KnowledgeBase
-from rag.settings import Settings
-from rag.tokenizer import get_encoding
-from rag.types import Chunk, Document
+from rag.store.embedders import Embedder
+from ingest.errors import LoaderError
+from rag.store.knowledge_base import Changeset, DocumentUpdate, KnowledgeBase
+from rag.core.settings import Settings
+from rag.text.tokenizer import get_encoding
+from rag.core.types import Chunk, Document
 
 from ingest.chunking import chunk_document
 from ingest.loaders import is_supported, load_file

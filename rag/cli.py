@@ -1,6 +1,6 @@
 """`rag`: the command line. A thin edge: parse arguments, call the library, print, map errors to exit codes.
 
-    rag ingest PATH... [--kb DIR]          build or update a knowledge base
+    rag ingest PATH... [--kb DIR]          build or update a knowledge base (exit 1 when some files failed)
     rag ask "QUESTION" [--kb DIR] [--json] a grounded, cited answer (or a handoff), as /chat gives it
     rag serve [--kb DIR] [--host] [--port] the HTTP API (POST /chat, GET /health, docs at /docs)
     rag eval DATASET_DIR [--k 10]          retrieval (and, with answers.jsonl, answer) quality on a BEIR folder
@@ -18,11 +18,12 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from rag.errors import RagError
-from rag.settings import Settings
-from rag.types import Filters
+from rag.core.errors import RagError
+from rag.core.settings import Settings
+from rag.core.types import Filters
 
 EXIT_ERROR = 2
+EXIT_PARTIAL = 1  # `rag ingest`: some files failed (each reported), the rest were ingested
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,26 +115,18 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**{**base.model_dump(), **overrides}) if overrides else base
 
 
-def _embedder(settings: Settings):
-    from rag.embedders import SentenceTransformerEmbedder
-
-    return SentenceTransformerEmbedder(
-        settings.embedding_model,
-        device=settings.embedding_device,
-        batch_size=settings.embedding_batch_size,
-        offline=settings.hf_offline,
-    )
-
-
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.pipeline import ingest
 
-    report = ingest(args.paths, settings.kb_dir, _embedder(settings), settings, progress=not args.no_progress)
+    from rag.wiring import create_embedder
+
+    report = ingest(args.paths, settings.kb_dir, create_embedder(settings), settings, progress=not args.no_progress)
     for failure in report.failed:
         print(f"failed: {failure.path}: {failure.reason}", file=sys.stderr)
     print(report.summary())
     print(f"knowledge base: {settings.kb_dir} ({report.chunks_total} chunks)")
-    return 0
+    # the good files are in; the exit code still tells scripts that some were not
+    return EXIT_PARTIAL if report.failed else 0
 
 
 def _parse_filters(args: argparse.Namespace) -> Filters:
@@ -147,18 +140,17 @@ def _parse_filters(args: argparse.Namespace) -> Filters:
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.chat import build_chat_service
+    from rag.wiring import build_services
 
     filters = _parse_filters(args)
-    service = build_chat_service(settings)
+    services = build_services(settings)
     try:
-        answer = service.answer(args.question, top_k=settings.top_k, filters=filters, conversation_id=args.conversation)
+        answer = services.chat.answer(args.question, top_k=settings.top_k, filters=filters,
+                                      conversation_id=args.conversation)
     finally:
-        service.retriever.kb.close()  # type: ignore[attr-defined]
-        if service.store is not None:
-            service.store.close()
+        services.close()
     if args.json:
-        print(json.dumps(_answer_json(answer), ensure_ascii=False, indent=2))
+        print(json.dumps(answer.to_dict(passages=True), ensure_ascii=False, indent=2))
         return 0
     print(answer.answer)
     if answer.citations:
@@ -179,31 +171,12 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _answer_json(answer) -> dict[str, Any]:
-    return {
-        "question": answer.question,
-        "answer": answer.answer,
-        "answered": answer.answered,
-        "handoff": answer.handoff,
-        "decline_reason": answer.decline_reason,
-        "citations": [vars(c) for c in answer.citations],
-        "generator": answer.generator,
-        "language": answer.language,
-        "usage": {**vars(answer.usage), "total_tokens": answer.usage.total_tokens},
-        "latency_ms": round(answer.latency_ms, 2),
-        "conversation_id": answer.conversation_id,
-        "message_id": answer.message_id,
-        "rewritten_query": answer.rewritten_query,
-        "passages": [_passage_json(p) for p in answer.passages],
-    }
-
-
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from rag.api import create_app
-    from rag.errors import KnowledgeBaseNotFound
-    from rag.knowledge_base import KnowledgeBase
+    from rag.core.errors import KnowledgeBaseNotFound
+    from rag.store.knowledge_base import KnowledgeBase
 
     if not KnowledgeBase.exists(settings.kb_dir):
         raise KnowledgeBaseNotFound(settings.kb_dir)
@@ -212,30 +185,18 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _passage_json(p) -> dict[str, Any]:
-    c = p.chunk
-    return {
-        "score": round(p.score, 6), "chunk_id": c.id, "doc_id": c.doc_id, "source": c.source, "title": c.title,
-        "heading_path": list(c.heading_path), "page": c.page, "row": c.row, "url": c.url,
-        "metadata": c.metadata, "text": c.text,
-    }
-
-
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.pipeline import ingest
-    from rag.chat import ChatService
-    from rag.evaluation import load_dataset, ranked_records, score_answers, score_rankings
-    from rag.generators import create_generator
-    from rag.knowledge_base import KnowledgeBase
-    from rag.retrieval import create_retriever
-    from rag.tokenizer import get_encoding
+    from rag.evaluation.metrics import load_dataset, ranked_records, score_answers, score_rankings
+    from rag.store.knowledge_base import KnowledgeBase
+    from rag.wiring import create_chat_service, create_embedder, create_retriever
 
     if args.k <= 0:
         raise ValueError(f"--k must be greater than 0, got {args.k}")
     kinds = ["bm25", "dense", "hybrid"] if args.retriever == "all" else [args.retriever]
     answer_kind = "hybrid" if args.retriever == "all" else args.retriever
     dataset = load_dataset(args.dataset)
-    embedder = _embedder(settings)
+    embedder = create_embedder(settings)
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
         started = time.perf_counter()
@@ -255,7 +216,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
                 result: dict[str, Any] = {k: round(v, 4) for k, v in metrics.items()}
                 result.update(ingest_seconds=round(ingest_s, 2), query_ms=round(1000 * query_s / max(1, len(qids)), 2))
                 if kind == answer_kind and dataset.answers and not args.no_answers:
-                    service = ChatService(settings, retriever, create_generator(settings), get_encoding(settings.tokenizer_encoding))
+                    service = create_chat_service(settings, retriever)
                     answers = {q: service.answer(dataset.queries[q]) for q in dataset.answers if q in dataset.queries}
                     result["answers"] = {"generator": service.generator.name, **score_answers(answers, dataset)}
                 results[kind] = result
@@ -279,31 +240,22 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import datetime, timezone
 
-    from rag.analytics import compute_stats
-    from rag.conversations import SQLAlchemyConversationStore
+    from rag.conversations.analytics import compute_stats, format_percent, parse_since
+    from rag.wiring import create_conversation_store, create_embedder
 
-    since = None
-    if args.since:
-        try:
-            since = datetime.fromisoformat(args.since)
-        except ValueError:
-            raise ValueError(f"--since expects an ISO date such as 2026-11-01, got {args.since!r}") from None
-        since = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
-    store = SQLAlchemyConversationStore(settings.resolved_database_url())
+    since = parse_since(args.since) if args.since else None
+    store = create_conversation_store(settings)
     try:
-        stats = compute_stats(store, since, _embedder(settings), args.top, settings.dense_languages)
+        stats = compute_stats(store, since, create_embedder(settings), args.top, settings.dense_languages)
         messages = store.messages(since=since) if args.html else []
     finally:
         store.close()
     if args.json:
         print(json.dumps(stats.to_dict(), ensure_ascii=False, indent=2))
     else:
-        def pct(x):
-            return "-" if x is None else f"{100 * x:.1f}%"
-
         print(f"period: {'since ' + stats.since if stats.since else 'all time'}")
-        print(f"conversations {stats.conversations}, questions {stats.questions}, answered {pct(stats.answered_rate)}, "
-              f"handed off {pct(stats.handoff_rate)}")
+        print(f"conversations {stats.conversations}, questions {stats.questions}, answered {format_percent(stats.answered_rate)}, "
+              f"handed off {format_percent(stats.handoff_rate)}")
         print(f"feedback: {stats.feedback_up} up, {stats.feedback_down} down; latency p50 {stats.latency_p50_ms} ms, "
               f"p95 {stats.latency_p95_ms} ms")
         if stats.top_unanswered:
@@ -311,7 +263,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
             for g in stats.top_unanswered:
                 print(f"  {g.count:>4}  {g.question}")
     if args.html:
-        from rag.report import render_html
+        from rag.conversations.report import render_html
 
         args.html.write_text(render_html(stats, messages, datetime.now(timezone.utc)), encoding="utf-8")
         print(f"report written to {args.html}")
@@ -319,7 +271,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.knowledge_base import KnowledgeBase
+    from rag.store.knowledge_base import KnowledgeBase
 
     with KnowledgeBase.open(settings.kb_dir) as kb:
         print(json.dumps(kb.stats(), indent=2))

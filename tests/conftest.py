@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from rag.settings import Settings
+from rag.core.settings import Settings
 
 
 @pytest.fixture(scope="session")
 def embedder():
     """The real bundled embedding model, loaded once per test session."""
-    from rag.embedders import SentenceTransformerEmbedder
+    from rag.store.embedders import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder("all-MiniLM-L6-v2")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from rag.errors import EmptyDocumentError, LoaderError, UnsupportedFileType
-from rag.types import Document
+from ingest.errors import EmptyDocumentError, LoaderError, UnsupportedFileType
+from rag.core.types import Document
 
 from ingest.loaders.docx import load_docx
 from ingest.loaders.html import load_html

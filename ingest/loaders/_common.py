@@ -6,7 +6,7 @@ import codecs
 import re
 from pathlib import Path
 
-from rag.errors import LoaderError
+from ingest.errors import LoaderError
 
 _BINARY_SNIFF = 8192
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")

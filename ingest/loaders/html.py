@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup, Comment, NavigableString, Tag
 
-from rag.types import Document, Section
+from rag.core.types import Document, Section
 
 from ingest.loaders._common import clean_inline, read_text
 

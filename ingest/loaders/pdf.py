@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from rag.errors import EmptyDocumentError, LoaderError
-from rag.types import Document, Section
+from ingest.errors import EmptyDocumentError, LoaderError
+from rag.text.language import is_unspaced
+from rag.core.types import Document, Section
 
 _SENTENCE_END = ".!?:;。！？；：)\"”"
-_CJK = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef]")
 
 
 def load_pdf(path: Path, source: str) -> list[Document]:
@@ -59,7 +59,7 @@ def reflow(page_text: str) -> str:
             current = line
         elif current.endswith("-") and not current.endswith(" -"):
             current = current[:-1] + line
-        elif _CJK.match(current[-1]) and _CJK.match(line[0]):
+        elif is_unspaced(current[-1]) and is_unspaced(line[0]):
             current += line
         else:
             current += " " + line

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rag.errors import LoaderError
-from rag.types import Document, Section
+from ingest.errors import LoaderError
+from rag.core.types import Document, Section
 
 from ingest.loaders._common import read_text
 

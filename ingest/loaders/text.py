@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from rag.types import Document, Section
+from rag.core.types import Document, Section
 
 from ingest.loaders._common import read_text
 

@@ -1,8 +1,9 @@
-"""Application factory: settings, chat service (loaded in lifespan, never at import), routers, error handlers."""
+"""Application factory: settings, services (built in lifespan, never at import), routers, error handlers."""
 
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from typing import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -11,26 +12,20 @@ from rag import __version__
 from rag.api.errors import install_error_handlers
 from rag.api.limits import BodySizeLimit
 from rag.api.routes import admin, chat, feedback, health, openai_compat, web
-from rag.chat import ChatService, build_chat_service
-from rag.settings import Settings, get_settings
+from rag.core.settings import Settings, get_settings
+from rag.wiring import Services, build_services
 
 
-def create_app(settings: Settings | None = None, *, chat_service: ChatService | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    """The API; with `services`, those are served (and left open), else they are built from settings."""
     settings = settings or get_settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        app.state.chat = chat_service or build_chat_service(settings)
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.services = services or build_services(settings)
         yield
-        if chat_service is None:
-            service = app.state.chat
-            if getattr(service.on_handoff, "close", None):
-                service.on_handoff.close()
-            if service.store is not None:
-                service.store.close()
-            kb = getattr(service.retriever, "kb", None)
-            if kb is not None:
-                kb.close()
+        if services is None:
+            app.state.services.close()
 
     app = FastAPI(
         title="RAG support bot",
@@ -45,10 +40,6 @@ def create_app(settings: Settings | None = None, *, chat_service: ChatService | 
         app.add_middleware(CORSMiddleware, allow_origins=settings.allowed_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Content-Type", "Authorization"], max_age=600)
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(chat.router)
-    app.include_router(feedback.router)
-    app.include_router(admin.router)
-    app.include_router(openai_compat.router)
-    app.include_router(web.router)
+    for router in (health.router, chat.router, feedback.router, admin.router, openai_compat.router, web.router):
+        app.include_router(router)
     return app

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag.errors import GeneratorTimeout, GeneratorUnavailable, KnowledgeBaseError, MessageNotFound, RagError
+from rag.core.errors import GeneratorTimeout, GeneratorUnavailable, KnowledgeBaseError, MessageNotFound, RagError
 
 log = logging.getLogger("rag.api")
 _HTTP_TYPES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type"}

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.types import Answer
+from rag.core.types import Answer
 
 
 class ChatFilters(BaseModel):
@@ -61,15 +61,7 @@ class ChatResponse(BaseModel):
 
     @classmethod
     def from_answer(cls, a: Answer) -> "ChatResponse":
-        return cls(
-            answer=a.answer, answered=a.answered, handoff=a.handoff,
-            citations=[CitationOut(**vars(c)) for c in a.citations],
-            conversation_id=a.conversation_id, message_id=a.message_id,
-            usage=UsageOut(prompt_tokens=a.usage.prompt_tokens, completion_tokens=a.usage.completion_tokens,
-                           total_tokens=a.usage.total_tokens, estimated=a.usage.estimated),
-            latency_ms=round(a.latency_ms, 2), generator=a.generator, language=a.language,
-            decline_reason=a.decline_reason,
-        )
+        return cls.model_validate(a.to_dict())  # fields the response does not declare are left out
 
 
 class ErrorDetail(BaseModel):

@@ -10,23 +10,23 @@ import sys
 import time
 from pathlib import Path
 
-import rag.knowledge_base as knowledge_base
 from ingest.pipeline import ingest
-from rag.embedders import SentenceTransformerEmbedder
-from rag.settings import Settings
+from rag.store.embedders import SentenceTransformerEmbedder
+from rag.core.settings import Settings
+from rag.store.chunk_store import ChunkStore
 
 
 def main() -> None:
     folder, kb_dir = Path(sys.argv[1]), Path(sys.argv[2])
-    real_write_manifest = knowledge_base._write_manifest
+    real_write_manifest = ChunkStore.write_manifest
 
-    def write_manifest_then_wait(conn, manifest):
-        real_write_manifest(conn, manifest)
+    def write_manifest_then_wait(store, manifest):
+        real_write_manifest(store, manifest)
         if manifest.generation > 1:  # not the empty knowledge base created first
             print("IN_COMMIT", flush=True)
             time.sleep(60)
 
-    knowledge_base._write_manifest = write_manifest_then_wait
+    ChunkStore.write_manifest = write_manifest_then_wait  # type: ignore[method-assign]
     settings = Settings(kb_dir=kb_dir, _env_file=None)
     ingest([folder], kb_dir, SentenceTransformerEmbedder(settings.embedding_model), settings)
 

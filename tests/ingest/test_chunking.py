@@ -5,8 +5,8 @@ import re
 from hypothesis import given, settings as hsettings, strategies as st
 
 from ingest.chunking import chunk_document, chunk_spans, paragraph_spans, sentence_spans
-from rag.tokenizer import get_encoding
-from rag.types import Document, Section
+from rag.text.tokenizer import get_encoding
+from rag.core.types import Document, Section
 
 ENC = get_encoding()
 

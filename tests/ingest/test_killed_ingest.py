@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import ingest
-from rag.knowledge_base import KnowledgeBase
+from rag.store.knowledge_base import KnowledgeBase
 from rag.retrieval import DenseRetriever
 from tests import builders
 

@@ -8,7 +8,7 @@ import pytest
 from ingest.loaders import load_file
 from ingest.loaders.pdf import reflow
 from ingest.loaders.text import parse_markdown
-from rag.errors import EmptyDocumentError, LoaderError, UnsupportedFileType
+from ingest.errors import EmptyDocumentError, LoaderError, UnsupportedFileType
 from tests import builders
 from tests.paths import dataset
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from ingest.pipeline import discover, ingest, in_scope
-from rag.errors import EmbeddingModelMismatch, KnowledgeBaseLocked
-from rag.knowledge_base import KnowledgeBase
+from rag.core.errors import EmbeddingModelMismatch, KnowledgeBaseLocked
+from rag.store.knowledge_base import KnowledgeBase
 from rag.retrieval import DenseRetriever
-from rag.types import Filters
+from rag.core.types import Filters
 from tests import builders
 
 pytestmark = pytest.mark.integration
@@ -118,7 +118,7 @@ def test_filters_by_source_prefix_and_metadata(docs, embedder, settings):
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivf"])
 def test_approximate_indexes_answer_like_exact(tmp_path, monkeypatch, embedder, kind):
-    from rag.settings import Settings
+    from rag.core.settings import Settings
 
     monkeypatch.chdir(tmp_path)
     folder = tmp_path / "many"

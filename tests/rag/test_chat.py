@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from rag.chat import ChatService
-from rag.errors import ContextOverflow, GeneratorUnavailable
-from rag.prompting import DECLINE_MARKER
-from rag.settings import Settings
-from rag.tokenizer import get_encoding
-from rag.types import Chunk, Passage, Usage
+from rag.chat.service import ChatService
+from rag.core.errors import ContextOverflow, GeneratorUnavailable
+from rag.generation.prompting import DECLINE_MARKER
+from rag.core.settings import Settings
+from rag.text.tokenizer import get_encoding
+from rag.core.types import Chunk, Passage, Usage
 
 
 def passages(score: float = 0.8, n: int = 3) -> list[Passage]:
@@ -111,7 +111,7 @@ def test_other_generator_errors_propagate():
 
 
 # ---- curated FAQ answers, requests for a person, follow-ups ------------------------------------------------
-from rag.decline import faq_match  # noqa: E402
+from rag.chat.decline import faq_match  # noqa: E402
 
 
 def faq_passage(question: str, answer: str, dense: float) -> Passage:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from rag.citations import parse_citations
-from rag.types import Chunk, Passage
+from rag.generation.citations import parse_citations
+from rag.core.types import Chunk, Passage
 
 
 def passages(n: int) -> list[Passage]:

@@ -10,7 +10,7 @@ from typing import Iterator
 import pytest
 
 from rag.conversations import ConversationStore, Feedback, SQLAlchemyConversationStore, StoredMessage
-from rag.errors import ConfigurationError, MessageNotFound
+from rag.core.errors import ConfigurationError, MessageNotFound
 from tests.postgres import create_database
 from tests.servers import free_port
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from rag.generators.extractive import ExtractiveGenerator, clean_markup
-from rag.lexical import terms
-from rag.types import Chunk, Passage
+from rag.generation.extractive import ExtractiveGenerator, clean_markup
+from rag.text.lexical import terms
+from rag.core.types import Chunk, Passage
 
 
 def p(text, score=0.7, **kw):

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from rag.followups import needs_context, rewrite_heuristic, rewrite_messages
-from rag.intents import asks_for_human
+from rag.chat.followups import needs_context, rewrite_heuristic
+from rag.generation.rewriting import rewrite_messages
+from rag.chat.intents import asks_for_human
 
 
 @pytest.mark.parametrize("question", ["What about express?", "And for Canada?", "How much is it?", "那退货呢？",
@@ -44,7 +45,7 @@ def test_requests_for_a_person(text, expected):
 
 
 def test_unanswered_questions_group_by_meaning_in_english_and_by_words_in_chinese():
-    from rag.analytics import group_questions
+    from rag.conversations.analytics import group_questions
 
     class WordEmbedder:  # stands in for the model: questions sharing "fish" are alike
         name, dimension = "fake", 2

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from rag.handoff import WebhookNotifier
-from rag.types import Answer
+from rag.chat.handoff import WebhookNotifier
+from rag.core.types import Answer
 from tests.receivers import webhook_receiver
 
 

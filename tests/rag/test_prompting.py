@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from hypothesis import given, settings as hsettings, strategies as st
 
-from rag.prompting import DECLINE_MARKER, build_prompt, count_message_tokens
-from rag.tokenizer import get_encoding
-from rag.types import Chunk, Passage
+from rag.generation.prompting import DECLINE_MARKER, build_prompt, count_message_tokens
+from rag.text.tokenizer import get_encoding
+from rag.core.types import Chunk, Passage
 
 ENC = get_encoding()
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.safety import looks_like_injection, strip_injections
+from rag.generation.safety import looks_like_injection, strip_injections
 
 
 @pytest.mark.parametrize("text", [

@@ -2,13 +2,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.api.dependencies import get_chat_service
+from rag.api.dependencies import ChatDep
 from rag.api.schemas import ErrorResponse
-from rag.chat import ChatService
-from rag.errors import ConfigurationError
+from rag.core.errors import ConfigurationError
 
 router = APIRouter(tags=["feedback"])
 
@@ -31,7 +30,7 @@ class FeedbackResponse(BaseModel):
 @router.post("/feedback", response_model=FeedbackResponse, summary="Thumbs up or down on an answer",
              responses={404: {"model": ErrorResponse, "description": "No such message"},
                         422: {"model": ErrorResponse, "description": "Invalid request"}})
-def feedback(body: FeedbackRequest, chat: ChatService = Depends(get_chat_service)) -> FeedbackResponse:
+def feedback(body: FeedbackRequest, chat: ChatDep) -> FeedbackResponse:
     if chat.store is None:
         raise ConfigurationError("feedback needs a conversation store - set RAG_DATABASE_URL")
     stored = chat.store.add_feedback(body.message_id, body.rating, body.comment)

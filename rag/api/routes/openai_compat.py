@@ -11,33 +11,24 @@ set, is used as the conversation id. With RAG_API_KEYS set, a Bearer token is re
 
 from __future__ import annotations
 
-import hmac
-import json
 import time
 from typing import Any, Iterator, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.api.dependencies import get_chat_service, get_settings
+from rag.api.auth import bearer_token, matches_any
+from rag.api.dependencies import ChatDep, SettingsDep
 from rag.api.schemas import ChatResponse
-from rag.chat import ChatService
-from rag.errors import GeneratorTimeout, RagError
-from rag.settings import Settings
-from rag.types import Answer
+from rag.api.sse import error_payload, sse_event, sse_response
+from rag.api.validation import question_problems, raise_if
+from rag.chat.service import ChatEvent, final_answer
+from rag.core.errors import RagError
+from rag.core.types import Answer
 
 
-def require_api_key(request: Request, settings: Settings = Depends(get_settings)) -> None:
-    if not settings.api_keys:
-        return
-    auth = request.headers.get("authorization", "")
-    given = auth[7:].strip().encode() if auth.lower().startswith("bearer ") else b""
-    # check every key in constant time, so timing reveals neither which key nor how much of it matched
-    matched = False
-    for key in settings.api_keys:
-        matched |= hmac.compare_digest(given, key.get_secret_value().encode())
-    if not given or not matched:
+def require_api_key(request: Request, settings: SettingsDep) -> None:
+    if settings.api_keys and not matches_any(bearer_token(request), settings.api_keys):
         raise HTTPException(401, "Missing or invalid API key - send it as Authorization: Bearer <key>")
 
 
@@ -68,30 +59,28 @@ class CompletionRequest(BaseModel):
 
 
 @router.get("/models", summary="The knowledge base, as a model")
-def models(settings: Settings = Depends(get_settings)) -> dict:
+def models(settings: SettingsDep) -> dict:
     return {"object": "list", "data": [{"id": settings.model_id(), "object": "model", "created": 0, "owned_by": "rag-support-bot"}]}
 
 
 def _extras(answer: Answer) -> dict[str, Any]:
     response = ChatResponse.from_answer(answer)
     return {
-        "citations": [c.model_dump() for c in response.citations],
+        "citations": response.model_dump()["citations"],
         "rag": {"answered": answer.answered, "handoff": answer.handoff, "conversation_id": answer.conversation_id,
                 "message_id": answer.message_id, "generator": answer.generator, "decline_reason": answer.decline_reason},
     }
 
 
 @router.post("/chat/completions", summary="Chat completion answered from the knowledge base")
-def chat_completions(body: CompletionRequest, chat: ChatService = Depends(get_chat_service),
-                     settings: Settings = Depends(get_settings)):
+def chat_completions(body: CompletionRequest, chat: ChatDep, settings: SettingsDep):
     if body.model != settings.model_id():
         raise HTTPException(404, f"The model {body.model!r} does not exist - GET /v1/models lists {settings.model_id()!r}")
     users = [i for i, m in enumerate(body.messages) if m.role == "user"]
-    if not users or not body.messages[users[-1]].text().strip():
+    if not users:
         raise HTTPException(422, "messages must end with a non-empty user message (the customer's question)")
     question = body.messages[users[-1]].text()
-    if len(question) > settings.max_question_chars:
-        raise HTTPException(422, f"the user message is {len(question)} characters; the limit is {settings.max_question_chars}")
+    raise_if(question_problems(question, settings, ("messages", users[-1], "content")))
     history, pending = [], None
     for m in body.messages[: users[-1]]:
         if m.role == "user":
@@ -102,45 +91,42 @@ def chat_completions(body: CompletionRequest, chat: ChatService = Depends(get_ch
     events = chat.stream(question, conversation_id=body.user, history=history)
     created = int(time.time())
     if not body.stream:
-        answer = next(p for kind, p in events if kind == "answer")
+        answer = final_answer(events)
         return {
             "id": f"chatcmpl-{answer.message_id}", "object": "chat.completion", "created": created, "model": body.model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.answer}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": answer.usage.prompt_tokens, "completion_tokens": answer.usage.completion_tokens,
                       "total_tokens": answer.usage.total_tokens},
-            **_extras(answer),  # type: ignore[arg-type]
+            **_extras(answer),
         }
     first = next(events)  # retrieval and the LLM connection fail here as a 502/504, before streaming starts
-    return StreamingResponse(_chunks(first, events, body.model, created), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return sse_response(_chunks(first, events, body.model, created))
 
 
-def _chunks(first, events: Iterator, model: str, created: int) -> Iterator[bytes]:
+def _chunks(first: ChatEvent, events: Iterator[ChatEvent], model: str, created: int) -> Iterator[bytes]:
     chunk_id = None
 
     def chunk(delta: dict, finish: str | None = None, **extra: Any) -> bytes:
         payload = {"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": model,
                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
-        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
+        return sse_event(payload)
 
     buffered: list[str] = []
-    event = first
+    event: ChatEvent | None = first
     try:
         # the message id (the chunk id) is known only at the end; deltas carry a provisional id until then
         chunk_id = f"chatcmpl-{int(time.time() * 1000)}"
         yield chunk({"role": "assistant", "content": ""})
         while event is not None:
-            kind, payload = event
-            if kind == "delta":
-                buffered.append(payload)
-                yield chunk({"content": payload})
+            if event[0] == "delta":
+                buffered.append(event[1])
+                yield chunk({"content": event[1]})
             else:
-                answer: Answer = payload
+                answer = event[1]
                 usage = {"prompt_tokens": answer.usage.prompt_tokens, "completion_tokens": answer.usage.completion_tokens,
                          "total_tokens": answer.usage.total_tokens}
                 yield chunk({}, "stop", usage=usage, **_extras(answer))
             event = next(events, None)
     except RagError as exc:
-        kind = "llm_timeout" if isinstance(exc, GeneratorTimeout) else "llm_unavailable"
-        yield f"data: {json.dumps({'error': {'type': kind, 'message': str(exc)}})}\n\n".encode()
-    yield b"data: [DONE]\n\n"
+        yield sse_event(error_payload(exc))
+    yield sse_event("[DONE]")

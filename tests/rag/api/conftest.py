@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import ingest
-from rag.settings import Settings
+from rag.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from rag.api import create_app
-from rag.chat import ChatService
+from rag.chat.service import ChatService
 from rag.conversations import SQLAlchemyConversationStore
-from rag.generators.extractive import ExtractiveGenerator
-from rag.knowledge_base import KnowledgeBase
-from rag.retrieval import create_retriever
-from rag.settings import Settings
-from rag.tokenizer import get_encoding
+from rag.generation.extractive import ExtractiveGenerator
+from rag.store.knowledge_base import KnowledgeBase
+from rag.wiring import Services, create_retriever
+from rag.core.settings import Settings
+from rag.text.tokenizer import get_encoding
 from tests.servers import _missing, free_port, uvicorn_in_thread
 
 pytestmark = pytest.mark.integration
@@ -67,7 +67,7 @@ def bot(demo_kb, embedder, tmp_path_factory, site):
     with KnowledgeBase.open(demo_kb) as kb:
         service = ChatService(settings, create_retriever("hybrid", kb, embedder, settings), ExtractiveGenerator(),
                               get_encoding(), store=store)
-        with uvicorn_in_thread(create_app(settings, chat_service=service)) as base:
+        with uvicorn_in_thread(create_app(settings, services=Services(service, kb, embedder))) as base:
             yield base, store
     store.close()
 

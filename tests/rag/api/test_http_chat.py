@@ -11,12 +11,12 @@ import httpx
 import pytest
 
 from rag.api import create_app
-from rag.chat import ChatService
-from rag.generators.extractive import ExtractiveGenerator
-from rag.knowledge_base import KnowledgeBase
-from rag.retrieval import create_retriever
-from rag.settings import Settings
-from rag.tokenizer import get_encoding
+from rag.chat.service import ChatService
+from rag.generation.extractive import ExtractiveGenerator
+from rag.store.knowledge_base import KnowledgeBase
+from rag.wiring import Services, create_retriever
+from rag.core.settings import Settings
+from rag.text.tokenizer import get_encoding
 from tests.servers import free_port, process, sse_events, uvicorn_in_thread
 
 pytestmark = pytest.mark.integration
@@ -27,7 +27,7 @@ def base_url(demo_kb, embedder):
     settings = Settings(kb_dir=demo_kb, _env_file=None, max_body_bytes=4096, max_question_chars=500)
     kb = KnowledgeBase.open(demo_kb)
     service = ChatService(settings, create_retriever("hybrid", kb, embedder, settings), ExtractiveGenerator(), get_encoding())
-    with uvicorn_in_thread(create_app(settings, chat_service=service)) as url:
+    with uvicorn_in_thread(create_app(settings, services=Services(service, kb, embedder))) as url:
         yield url
     kb.close()
 

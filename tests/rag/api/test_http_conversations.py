@@ -13,14 +13,14 @@ import httpx
 import pytest
 
 from rag.api import create_app
-from rag.chat import ChatService
+from rag.chat.service import ChatService
 from rag.conversations import SQLAlchemyConversationStore
-from rag.generators.extractive import ExtractiveGenerator
-from rag.handoff import WebhookNotifier
-from rag.knowledge_base import KnowledgeBase
-from rag.retrieval import create_retriever
-from rag.settings import Settings
-from rag.tokenizer import get_encoding
+from rag.generation.extractive import ExtractiveGenerator
+from rag.chat.handoff import WebhookNotifier
+from rag.store.knowledge_base import KnowledgeBase
+from rag.wiring import Services, create_retriever
+from rag.core.settings import Settings
+from rag.text.tokenizer import get_encoding
 from tests.postgres import create_database
 from tests.receivers import webhook_receiver
 from tests.servers import uvicorn_in_thread
@@ -45,7 +45,7 @@ def bot(database_url, demo_kb, embedder):
         notifier = WebhookNotifier(receiver.url, store, retries=3, backoff=0.05)
         service = ChatService(settings, create_retriever("hybrid", kb, embedder, settings), ExtractiveGenerator(),
                               get_encoding(), store=store, on_handoff=notifier)
-        with uvicorn_in_thread(create_app(settings, chat_service=service)) as base:
+        with uvicorn_in_thread(create_app(settings, services=Services(service, kb, embedder))) as base:
             yield base, store, receiver, notifier
         notifier.close()
     store.close()
@@ -157,7 +157,7 @@ def test_admin_is_disabled_without_a_key(demo_kb, embedder, tmp_path):
     settings = Settings(kb_dir=demo_kb, _env_file=None, database_url=f"sqlite:///{tmp_path / 'c.sqlite'}")
     with KnowledgeBase.open(demo_kb) as kb:
         service = ChatService(settings, create_retriever("hybrid", kb, embedder, settings), ExtractiveGenerator(), get_encoding())
-        with uvicorn_in_thread(create_app(settings, chat_service=service)) as base:
+        with uvicorn_in_thread(create_app(settings, services=Services(service, kb, embedder))) as base:
             r = httpx.get(f"{base}/admin/stats", headers={"X-API-Key": "anything"}, timeout=30)
     assert r.status_code == 403 and "RAG_ADMIN_API_KEY" in r.json()["error"]["message"]
 

