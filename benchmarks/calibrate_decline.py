@@ -4,11 +4,11 @@
 
 For every dataset, its own answerable questions are in-domain (the bot should answer) and the other
 datasets' questions, asked of the same knowledge base, are out-of-domain (the bot should decline). The
-support score of each question (rag.decline.support_score: best cosine similarity plus lexical coverage of the
-question by the top passages as the chat's retriever returns them; lexical coverage alone for a language the
+support score of each question (rag.chat.decline.support_score: best cosine similarity plus lexical coverage of
+the question by the top passages as the chat's retriever returns them; lexical coverage alone for a language the
 embedding model does not cover) is recorded; the threshold chosen is the middle of the range whose mean
-balanced accuracy over datasets is within 0.005 of the best, separately for English and Chinese questions (the embedding model scores the two
-on different scales). ClapNQ's unanswerable questions are reported too: they are on-topic, so a score
+balanced accuracy over datasets is within 0.005 of the best, separately for English and Chinese questions (the
+embedding model scores the two on different scales). ClapNQ's unanswerable questions are reported too: they are on-topic, so a score
 threshold alone cannot catch them, and they are not used to choose.
 """
 
@@ -26,14 +26,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ingest.pipeline import ingest  # noqa: E402
-from rag.store.embedders import SentenceTransformerEmbedder  # noqa: E402
-from rag.evaluation.metrics import load_dataset  # noqa: E402
-from rag.store.knowledge_base import KnowledgeBase  # noqa: E402
 from rag.chat.decline import faq_match, support_score  # noqa: E402
+from rag.core.settings import Settings  # noqa: E402
+from rag.core.types import Passage  # noqa: E402
+from rag.evaluation.metrics import load_dataset  # noqa: E402
+from rag.retrieval.protocol import Retriever  # noqa: E402
+from rag.store.embedders import SentenceTransformerEmbedder  # noqa: E402
+from rag.store.knowledge_base import KnowledgeBase  # noqa: E402
 from rag.text.language import detect_language  # noqa: E402
 from rag.wiring import create_retriever  # noqa: E402
-from rag.core.types import Passage  # noqa: E402
-from rag.core.settings import Settings  # noqa: E402
 
 NAMES = ["stackfaq", "rgb-en", "rgb-zh", "clapnq"]
 
@@ -55,7 +56,7 @@ def main() -> None:
     lang = {t: detect_language(t) for t in all_texts}
 
     # scores[lang]["in"|"out"][dataset] -> list of best scores
-    scores: dict[str, dict[str, dict[str, list[float]]]] = {l: {"in": {}, "out": {}} for l in ("en", "zh")}
+    scores: dict[str, dict[str, dict[str, list[float]]]] = {lg: {"in": {}, "out": {}} for lg in ("en", "zh")}
     near: dict[str, list[float]] = {}
     faq: list[tuple[str, Passage, bool]] = []
     with tempfile.TemporaryDirectory(prefix="rag-calibrate-") as tmp:
@@ -65,23 +66,23 @@ def main() -> None:
             with KnowledgeBase.open(kb_dir) as kb:
                 retriever = create_retriever(settings.retriever, kb, embedder, settings)
 
-                def best(texts: list[str]) -> list[float]:
+                def best(texts: list[str], retriever: Retriever = retriever) -> list[float]:
                     found = retriever.retrieve_many(texts, settings.top_k) if texts else []
                     return [support_score(t, passages, lang[t] in settings.dense_languages)
-                            for t, passages in zip(texts, found)]
+                            for t, passages in zip(texts, found, strict=True)]
 
                 for name_q, qs in questions.items():
                     side = "in" if name_q == name else "out"
-                    for l in ("en", "zh"):
-                        texts = [t for _, t in qs if lang[t] == l]
+                    for lg in ("en", "zh"):
+                        texts = [t for _, t in qs if lang[t] == lg]
                         if texts:
-                            scores[l][side].setdefault(name, []).extend(best(texts))
+                            scores[lg][side].setdefault(name, []).extend(best(texts))
                 near[name] = best([d.queries[q] for q in unanswerable[name]])
                 if name == "stackfaq":
                     # StackFAQ records are FAQ entries (question as title, answer as text): how precise is a
                     # verbatim answer from the top match at each similarity threshold?
                     found = retriever.retrieve_many([t for _, t in questions[name]], 1)
-                    for (q, text), p in zip(questions[name], found):
+                    for (q, text), p in zip(questions[name], found, strict=True):
                         if p:
                             row_like = Passage(replace(p[0].chunk, row=0), p[0].score, p[0].dense_score)
                             faq.append((text, row_like, d.qrels[q].get(p[0].record_id, 0) > 0))
@@ -90,31 +91,31 @@ def main() -> None:
     print("support score: in-domain (should answer) vs out-of-domain (should decline)")
     print(f"{'lang':<5} {'threshold':>9} {'dataset':<10} {'in-domain answered':>19} {'out-of-domain declined':>23} {'balanced':>9}")
     chosen: dict[str, float] = {}
-    for l in ("en", "zh"):
-        names = [n for n in scores[l]["in"] if n in scores[l]["out"]]
-        if not names and scores[l]["in"] and scores[l]["out"]:
+    for lg in ("en", "zh"):
+        names = [n for n in scores[lg]["in"] if n in scores[lg]["out"]]
+        if not names and scores[lg]["in"] and scores[lg]["out"]:
             # one dataset in this language: its questions asked of the other-language knowledge bases are the
             # out-of-domain side
-            pooled = "+".join(scores[l]["in"])
-            scores[l]["in"] = {pooled: sum(scores[l]["in"].values(), [])}
-            scores[l]["out"] = {pooled: sum(scores[l]["out"].values(), [])}
+            pooled = "+".join(scores[lg]["in"])
+            scores[lg]["in"] = {pooled: sum(scores[lg]["in"].values(), [])}
+            scores[lg]["out"] = {pooled: sum(scores[lg]["out"].values(), [])}
             names = [pooled]
-        pairs = [(np.array(scores[l]["in"][n]), np.array(scores[l]["out"][n])) for n in names]
+        pairs = [(np.array(scores[lg]["in"][n]), np.array(scores[lg]["out"][n])) for n in names]
         if not pairs:
             continue
 
-        def balanced(t: float) -> float:
+        def balanced(t: float, pairs: list[tuple[np.ndarray, np.ndarray]]) -> float:
             return float(np.mean([((i >= t).mean() + (o < t).mean()) / 2 for i, o in pairs]))
 
-        values = np.array([balanced(t) for t in grid])
+        values = np.array([balanced(t, pairs) for t in grid])
         # the middle of the plateau of near-best thresholds is safer on unseen data than its edge
         t_best = float(np.median(grid[values >= values.max() - 0.005]))
-        chosen[l] = t_best
-        for n in scores[l]["in"]:
-            if n not in scores[l]["out"]:
+        chosen[lg] = t_best
+        for n in scores[lg]["in"]:
+            if n not in scores[lg]["out"]:
                 continue
-            i, o = np.array(scores[l]["in"][n]), np.array(scores[l]["out"][n])
-            print(f"{l:<5} {t_best:>9.2f} {n:<10} {(i >= t_best).mean():>19.3f} {(o < t_best).mean():>23.3f} "
+            i, o = np.array(scores[lg]["in"][n]), np.array(scores[lg]["out"][n])
+            print(f"{lg:<5} {t_best:>9.2f} {n:<10} {(i >= t_best).mean():>19.3f} {(o < t_best).mean():>23.3f} "
                   f"{((i >= t_best).mean() + (o < t_best).mean()) / 2:>9.3f}   (n={len(i)} in, {len(o)} out)")
     for n, s in near.items():
         if s:
@@ -127,7 +128,7 @@ def main() -> None:
             print(f"  {t:.2f}  coverage {len(chosen_faq) / len(faq):.3f}  precision "
                   f"{(sum(chosen_faq) / len(chosen_faq)) if chosen_faq else 0:.4f}"
                   + ("   <- RAG_FAQ_MIN_SCORE" if t == settings.faq_min_score else ""))
-    print("chosen: " + ", ".join(f"{'RAG_MIN_SCORE' if l == 'en' else 'RAG_MIN_SCORE_ZH'}={t:.2f}" for l, t in chosen.items()))
+    print("chosen: " + ", ".join(f"{'RAG_MIN_SCORE' if lg == 'en' else 'RAG_MIN_SCORE_ZH'}={t:.2f}" for lg, t in chosen.items()))
 
 
 if __name__ == "__main__":

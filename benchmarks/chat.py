@@ -27,13 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ingest.pipeline import ingest  # noqa: E402
+from rag.core.settings import Settings  # noqa: E402
+from rag.generation.prompting import build_prompt  # noqa: E402
 from rag.store.embedders import SentenceTransformerEmbedder  # noqa: E402
 from rag.store.knowledge_base import KnowledgeBase  # noqa: E402
 from rag.text.language import detect_language  # noqa: E402
-from rag.generation.prompting import build_prompt  # noqa: E402
-from rag.wiring import create_retriever  # noqa: E402
-from rag.core.settings import Settings  # noqa: E402
 from rag.text.tokenizer import get_encoding  # noqa: E402
+from rag.wiring import create_retriever  # noqa: E402
 from tests.servers import free_port, llama_cpp_server, process  # noqa: E402
 
 RAG = str(Path(sys.executable).with_name("rag"))

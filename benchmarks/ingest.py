@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ingest.pipeline import ingest  # noqa: E402
+from rag.core.settings import Settings  # noqa: E402
 from rag.store.embedders import SentenceTransformerEmbedder  # noqa: E402
 from rag.store.knowledge_base import KnowledgeBase  # noqa: E402
-from rag.core.settings import Settings  # noqa: E402
 
 
 def default_corpus() -> list[Path]:

@@ -24,13 +24,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rag.core.settings import Settings  # noqa: E402
+from rag.core.types import Chunk, Document, Section  # noqa: E402
 from rag.store.embedders import SentenceTransformerEmbedder  # noqa: E402
 from rag.store.knowledge_base import Changeset, DocumentUpdate, KnowledgeBase  # noqa: E402
 from rag.text.lexical import bm25_tokens  # noqa: E402
-from rag.wiring import create_retriever  # noqa: E402
-from rag.core.settings import Settings  # noqa: E402
 from rag.text.sentences import sentence_spans  # noqa: E402
-from rag.core.types import Chunk, Document, Section  # noqa: E402
+from rag.wiring import create_retriever  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 
@@ -49,7 +49,7 @@ def real_texts(limit: int) -> tuple[list[str], list[str]]:
                 piece = " ".join(text[s.start:s.end] for s in spans[i:i + 3])
                 if len(piece) > 40:
                     passages.append(piece)
-        questions += [json.loads(l)["text"] for l in (folder / "queries.jsonl").read_text(encoding="utf-8").splitlines()[:100]]
+        questions += [json.loads(q)["text"] for q in (folder / "queries.jsonl").read_text(encoding="utf-8").splitlines()[:100]]
     if not passages:
         for path in sorted((ROOT / "data").glob("*.md")):
             text = path.read_text(encoding="utf-8")

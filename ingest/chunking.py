@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import tiktoken
 
-from rag.text.sentences import Span, paragraph_spans, sentence_spans, strip_span
 from rag.core.types import Chunk, Document
+from rag.text.sentences import Span, paragraph_spans, sentence_spans, strip_span
 
 __all__ = ["Span", "chunk_document", "chunk_spans", "paragraph_spans", "sentence_spans"]
 

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import cast
 
 import numpy as np
 
-from rag.store.embedders import Embedder
-from ingest.errors import LoaderError
-from rag.store.knowledge_base import Changeset, DocumentUpdate, KnowledgeBase
-from rag.core.settings import Settings
-from rag.text.tokenizer import get_encoding
-from rag.core.types import Chunk, Document
-
 from ingest.chunking import chunk_document
+from ingest.errors import LoaderError
 from ingest.loaders import is_supported, load_file
+from rag.core.settings import Settings
+from rag.core.types import Chunk, Document
+from rag.store.embedders import Embedder
+from rag.store.knowledge_base import Changeset, DocumentUpdate, KnowledgeBase
+from rag.text.tokenizer import get_encoding
 
 # Embedding in large groups keeps sentence-transformers' length-sorted batching nearly as efficient
 # as one call over everything, while the progress bar still moves.
@@ -200,7 +200,7 @@ def _embed(
         for start in range(0, len(todo), EMBED_GROUP):
             group = todo[start : start + EMBED_GROUP]
             embedded = embedder.embed([text for _, _, text in group])
-            for (d, c, _), vector in zip(group, embedded):
+            for (d, c, _), vector in zip(group, embedded, strict=True):
                 vectors[d][c] = vector
             if bar is not None:
                 bar.update(len(group))
@@ -214,7 +214,8 @@ def _embed(
             document=doc,
             content_hash=content_hash,
             chunks=chunks,
-            vectors=np.vstack(vectors[d]) if chunks else np.zeros((0, dim), np.float32),
+            # every slot is filled by now: reused above or just embedded
+            vectors=np.vstack(cast(list[np.ndarray], vectors[d])) if chunks else np.zeros((0, dim), np.float32),
         )
         for d, (doc, content_hash, chunks) in enumerate(pending)
     ]

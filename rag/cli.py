@@ -15,8 +15,10 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from datetime import UTC
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rag.core.errors import RagError
 from rag.core.settings import Settings
@@ -117,7 +119,6 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.pipeline import ingest
-
     from rag.wiring import create_embedder
 
     report = ingest(args.paths, settings.kb_dir, create_embedder(settings), settings, progress=not args.no_progress)
@@ -166,22 +167,22 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.passages:
         print("\nretrieved passages:")
         for rank, p in enumerate(answer.passages, start=1):
-            c = p.chunk
-            print(f"  {rank}. {p.score:.3f} {c.source}" + (f" row {c.row}" if c.row else "") + (f" p.{c.page}" if c.page else ""))
+            chunk = p.chunk
+            print(f"  {rank}. {p.score:.3f} {chunk.source}" + (f" row {chunk.row}" if chunk.row else "")
+                  + (f" p.{chunk.page}" if chunk.page else ""))
     return 0
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
-    from rag.api import create_app
+    from rag.api.server import serve
     from rag.core.errors import KnowledgeBaseNotFound
     from rag.store.knowledge_base import KnowledgeBase
 
     if not KnowledgeBase.exists(settings.kb_dir):
         raise KnowledgeBaseNotFound(settings.kb_dir)
-    print(f"serving {settings.kb_dir} on http://{settings.host}:{settings.port} (generator: {settings.resolved_generator()})")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    print(f"serving {settings.kb_dir} on http://{settings.host}:{settings.port} "
+          f"(generator: {settings.resolved_generator()})", flush=True)
+    serve(settings)
     return 0
 
 
@@ -212,7 +213,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
                 # documents split into several chunks: fetch extra chunks so k distinct documents remain
                 found = retriever.retrieve_many([dataset.queries[q] for q in qids], k=max(5 * args.k, 50))
                 query_s = time.perf_counter() - started
-                metrics = score_rankings({q: ranked_records(r) for q, r in zip(qids, found)}, dataset.qrels, args.k)
+                metrics = score_rankings({q: ranked_records(r) for q, r in zip(qids, found, strict=True)}, dataset.qrels, args.k)
                 result: dict[str, Any] = {k: round(v, 4) for k, v in metrics.items()}
                 result.update(ingest_seconds=round(ingest_s, 2), query_ms=round(1000 * query_s / max(1, len(qids)), 2))
                 if kind == answer_kind and dataset.answers and not args.no_answers:
@@ -238,7 +239,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from rag.conversations.analytics import compute_stats, format_percent, parse_since
     from rag.wiring import create_conversation_store, create_embedder
@@ -265,7 +266,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     if args.html:
         from rag.conversations.report import render_html
 
-        args.html.write_text(render_html(stats, messages, datetime.now(timezone.utc)), encoding="utf-8")
+        args.html.write_text(render_html(stats, messages, datetime.now(UTC)), encoding="utf-8")
         print(f"report written to {args.html}")
     return 0
 

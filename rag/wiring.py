@@ -9,8 +9,8 @@ The edges (`rag.api`, `rag.cli`) call these; nothing below them builds another l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from rag.chat.handoff import WebhookNotifier
 from rag.chat.service import ChatService

@@ -14,8 +14,9 @@ import subprocess
 import tempfile
 import uuid
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tests.servers import _missing, free_port
 

@@ -7,18 +7,17 @@ The extension picks the loader (`LOADERS`); add a format by adding an entry.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ingest.errors import EmptyDocumentError, LoaderError, UnsupportedFileType
-from rag.core.types import Document
-
 from ingest.loaders.docx import load_docx
 from ingest.loaders.html import load_html
 from ingest.loaders.pdf import load_pdf
 from ingest.loaders.records import load_json, load_jsonl
 from ingest.loaders.sheets import load_csv, load_xlsx
 from ingest.loaders.text import load_markdown, load_text
+from rag.core.types import Document
 
 Loader = Callable[[Path, str], list[Document]]
 

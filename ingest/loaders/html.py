@@ -6,9 +6,8 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup, Comment, NavigableString, Tag
 
-from rag.core.types import Document, Section
-
 from ingest.loaders._common import clean_inline, read_text
+from rag.core.types import Document, Section
 
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 _SKIP = {"script", "style", "noscript", "template", "nav", "footer", "aside", "form", "svg", "iframe", "head", "button"}
@@ -37,6 +36,21 @@ def parse_html(html: str) -> tuple[str, str | None, list[Section]]:
     return title, url, walker.sections
 
 
+def _holds_block(tag: Tag) -> bool:
+    """Whether a block or heading element is inside `tag`. Not bs4's find(): it first walks to the last
+    descendant, which makes it quadratic on deep nesting; this stops at the first match."""
+    pending = [iter(tag.children)]
+    while pending:
+        node = next(pending[-1], None)
+        if node is None:
+            pending.pop()
+        elif isinstance(node, Tag):
+            if node.name in _BLOCKS or node.name in _HEADINGS:
+                return True
+            pending.append(iter(node.children))
+    return False
+
+
 class _Walker:
     def __init__(self) -> None:
         self.sections: list[Section] = []
@@ -58,8 +72,17 @@ class _Walker:
             )
         self.paragraphs = []
 
-    def walk(self, node: Tag) -> None:
-        for child in node.children:
+    def walk(self, root: Tag) -> None:
+        """Depth first with an explicit stack, not recursion: valid HTML may nest deeper than Python's recursion
+        limit (~1,000 levels), and each node is visited once, so hostile nesting costs linear time too."""
+        open_elements = [iter(root.children)]
+        while open_elements:
+            child = next(open_elements[-1], None)
+            if child is None:
+                open_elements.pop()
+                if open_elements:  # leaving a container element
+                    self.flush_inline()
+                continue
             if isinstance(child, Comment):
                 continue
             if isinstance(child, NavigableString):
@@ -78,7 +101,7 @@ class _Walker:
                     self.stack.append((level, heading))
             elif name == "br":
                 self.inline.append("\n")
-            elif name in _BLOCKS and not child.find(list(_BLOCKS | set(_HEADINGS))):
+            elif name in _BLOCKS and not _holds_block(child):
                 self.flush_inline()
                 separator = " | " if name == "tr" else " "
                 cells = child.find_all(["td", "th"]) if name == "tr" else None
@@ -94,5 +117,4 @@ class _Walker:
                 self.inline.append(child.get_text(""))
             else:
                 self.flush_inline()
-                self.walk(child)
-                self.flush_inline()
+                open_elements.append(iter(child.children))

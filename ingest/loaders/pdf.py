@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from ingest.errors import EmptyDocumentError, LoaderError
-from rag.text.language import is_unspaced
 from rag.core.types import Document, Section
+from rag.text.language import is_unspaced
 
 _SENTENCE_END = ".!?:;。！？；：)\"”"
 

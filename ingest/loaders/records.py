@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ingest.errors import LoaderError
-from rag.core.types import Document, Section
-
 from ingest.loaders._common import read_text
+from rag.core.types import Document, Section
 
 
 def load_jsonl(path: Path, source: str) -> list[Document]:

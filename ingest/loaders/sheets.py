@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from ingest.errors import LoaderError
-from rag.core.types import Document, Section
-
 from ingest.loaders._common import read_text
+from rag.core.types import Document, Section
 
 QUESTION_HEADERS = {"question", "questions", "q", "query", "faq", "问题", "提问", "常见问题", "问", "问句"}
 ANSWER_HEADERS = {"answer", "answers", "a", "reply", "response", "答案", "回答", "答复", "解答", "答"}

@@ -1,18 +1,12 @@
-"""API keys at the HTTP edge: read from the request, compared in constant time."""
+"""API keys at the HTTP edge (read by FastAPI's security schemes, so the OpenAPI document declares them), compared
+in constant time."""
 
 from __future__ import annotations
 
 import hmac
-from typing import Iterable
+from collections.abc import Iterable
 
-from fastapi import Request
 from pydantic import SecretStr
-
-
-def bearer_token(request: Request) -> str:
-    """The token of an `Authorization: Bearer <token>` header, or ""."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def matches_any(given: str, keys: Iterable[SecretStr]) -> bool:

@@ -3,45 +3,84 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
-from rag.core.errors import GeneratorTimeout, GeneratorUnavailable, KnowledgeBaseError, MessageNotFound, RagError
+from rag.core.errors import (
+    ConfigurationError,
+    DatabaseUnavailable,
+    GeneratorTimeout,
+    GeneratorUnavailable,
+    KnowledgeBaseError,
+    MessageNotFound,
+    RagError,
+)
 
 log = logging.getLogger("rag.api")
-_HTTP_TYPES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type"}
+_HTTP_TYPES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+               413: "body_too_large", 415: "unsupported_media_type"}
 
 
-def error_response(status: int, type_: str, message: str, fields: list | None = None) -> JSONResponse:
-    body: dict = {"type": type_, "message": message}
+def _printable(text: str) -> str:
+    """`text` with anything UTF-8 cannot encode (a lone surrogate echoed from the request) escaped, so that
+    writing the error body can never fail in turn."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def error_response(status: int, type_: str, message: str, fields: list[dict[str, str]] | None = None,
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"type": type_, "message": _printable(message)}
     if fields:
-        body["fields"] = fields
-    return JSONResponse({"error": body}, status_code=status)
+        body["fields"] = [{k: _printable(v) for k, v in f.items()} for f in fields]
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-def _field_errors(exc: RequestValidationError) -> list[dict]:
+def _is_union_tag(part: object) -> bool:
+    """A union branch tag of the request models, "(user)" or "(text)": not part of the field's path."""
+    return isinstance(part, str) and part.startswith("(") and part.endswith(")")
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     out = []
     for e in exc.errors():
-        loc = [str(p) for p in e.get("loc", ()) if p != "body"]
+        loc = [str(p) for p in e.get("loc", ()) if p != "body" and not _is_union_tag(p)]
         out.append({"field": ".".join(loc) or "body", "problem": e.get("msg", "invalid"), "type": e.get("type", "")})
     return out
 
 
-# Starlette picks the handler of the closest class in the exception's MRO (ContextOverflow -> 502).
-_RAG_ERRORS = [
+# The one table of project errors -> HTTP status. Starlette picks the handler of the closest class in the
+# exception's MRO (ContextOverflow -> 502); anything else the project raises is a 500 (logged).
+_RAG_ERRORS: list[tuple[type[RagError], int, str]] = [
     (GeneratorTimeout, 504, "llm_timeout"),
     (GeneratorUnavailable, 502, "llm_unavailable"),
     (MessageNotFound, 404, "message_not_found"),
     (KnowledgeBaseError, 503, "knowledge_base_error"),
+    (DatabaseUnavailable, 503, "database_unavailable"),
+    # at request time: a feature the server was not configured for (feedback or admin without a conversation
+    # store); the message says which setting to set
+    (ConfigurationError, 503, "not_configured"),
 ]
 
 
-def _fixed(status: int, type_: str):
-    async def handler(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(status, type_, str(exc))
+def error_kind(exc: RagError) -> tuple[int, str]:
+    """(status, type) of a project error by the table above - the closest class in its MRO - for errors that
+    happen after a streamed answer has started, when only an `error` event can still tell the client."""
+    kinds = {error: (status, type_) for error, status, type_ in _RAG_ERRORS}
+    return next((kinds[cls] for cls in type(exc).__mro__ if cls in kinds), (500, "internal_error"))
+
+
+def _fixed(status: int, type_: str) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def handler(_: Request, exc: Exception) -> Response:
+        if status >= 500:
+            log.warning("%s: %s", type_, exc)
+        headers = {"Retry-After": "30"} if status == 503 else None
+        return error_response(status, type_, str(exc), headers=headers)
 
     return handler
 
@@ -51,14 +90,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         fields = _field_errors(exc)
         if any(f["type"] == "json_invalid" for f in fields):
-            return error_response(400, "invalid_json", "The request body is not valid JSON - send a JSON object such as {\"question\": \"...\"}")
+            return error_response(400, "invalid_json", "The request body is not valid JSON - send a JSON object "
+                                  "such as {\"question\": \"...\"}")
         summary = "; ".join(f"{f['field']}: {f['problem']}" for f in fields)
         return error_response(422, "invalid_request", f"Invalid request - {summary}", fields)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # exc.headers carries `Allow` on a 405 (RFC 9110 requires it)
         type_ = _HTTP_TYPES.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, type_, str(exc.detail))
+        return error_response(exc.status_code, type_, str(exc.detail), headers=exc.headers)
 
     for error, status, type_ in _RAG_ERRORS:
         app.add_exception_handler(error, _fixed(status, type_))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from fastapi.responses import StreamingResponse
 
-from rag.core.errors import GeneratorTimeout, RagError
+from rag.api.errors import error_kind
+from rag.core.errors import RagError
 
 
 def sse_response(events: Iterator[bytes]) -> StreamingResponse:
@@ -19,10 +21,10 @@ def sse_response(events: Iterator[bytes]) -> StreamingResponse:
 def sse_event(data: Any, event: str | None = None) -> bytes:
     """One event: `data` as JSON (or as it is, for a str such as "[DONE]"), named when `event` is given."""
     body = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
-    return (f"event: {event}\n" if event else "").encode() + f"data: {body}\n\n".encode("utf-8")
+    return (f"event: {event}\n" if event else "").encode() + f"data: {body}\n\n".encode()
 
 
 def error_payload(exc: RagError) -> dict[str, Any]:
-    """The error body sent when the language model fails after the stream has started."""
-    kind = "llm_timeout" if isinstance(exc, GeneratorTimeout) else "llm_unavailable"
-    return {"error": {"type": kind, "message": str(exc)}}
+    """The error body sent when something fails after the stream has started (the language model, mostly):
+    the same `type` the response would have had before it (rag.api.errors)."""
+    return {"error": {"type": error_kind(exc)[1], "message": str(exc)}}

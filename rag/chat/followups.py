@@ -8,7 +8,7 @@ searched in the context of "shipping"). A generator with the `QueryRewriter` cap
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from rag.text.language import cjk_count
 
@@ -17,7 +17,11 @@ _EN_FOLLOWUP = re.compile(
     r"|\b(it|its|it's|that|this|those|these|them|they|there|one|ones|same)\b",
     re.IGNORECASE,
 )
-_ZH_FOLLOWUP = re.compile(r"^(那|那么|还有|另外|然后|如果)|(呢|那个|这个|它|他们|它们|这些|那些|同样)[？?]?\s*$|^(那|这)(个|些)?")
+_ZH_FOLLOWUP = re.compile(
+    r"^(那|那么|还有|另外|然后|如果)"
+    r"|(呢|那个|这个|它|他们|它们|这些|那些|同样)[？?]?\s*$"
+    r"|^(那|这)(个|些)?"
+)
 _SHORT_WORDS = 4
 _SHORT_CJK = 6
 

@@ -4,7 +4,8 @@ Delivery happens on a background worker with retries and exponential backoff, so
 never delayed by a slow or failing receiver. The payload:
 
     {"event": "handoff", "conversation_id": "...", "message_id": "...", "reason": "customer_request",
-     "question": "...", "language": "en", "transcript": [{"question", "answer", "answered", "handoff", "created_at"}, ...]}
+     "question": "...", "language": "en",
+     "transcript": [{"question", "answer", "answered", "handoff", "created_at"}, ...]}
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import httpx
 
 from rag.conversations.store import ConversationStore
 from rag.core.types import Answer
-
 
 log = logging.getLogger("rag.chat.handoff")
 TRANSCRIPT_TURNS = 50

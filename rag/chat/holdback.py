@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 
 def hold_back_marker(pieces: Iterable[str], marker: str) -> Iterator[str]:
@@ -13,7 +13,7 @@ def hold_back_marker(pieces: Iterable[str], marker: str) -> Iterator[str]:
     >>> list(hold_back_marker(["NO_", "ANS", "WER"], "NO_ANSWER"))
     []
     >>> list(hold_back_marker(["NO", "pe, ", "it ships"], "NO_ANSWER"))
-    ['Nope, ', 'it ships']
+    ['NOpe, ', 'it ships']
     >>> list(hold_back_marker(["NO"], "NO_ANSWER"))
     ['NO']
     """

@@ -11,8 +11,9 @@ import itertools
 import logging
 import time
 import uuid
-from datetime import datetime, timezone
-from typing import Callable, Iterable, Iterator, Literal
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Literal
 
 import tiktoken
 
@@ -201,16 +202,7 @@ class ChatService:
     def _record(self, answer: Answer) -> None:
         if self.store is not None:
             try:
-                self.store.add_message(StoredMessage(
-                    message_id=answer.message_id, conversation_id=answer.conversation_id,
-                    created_at=datetime.now(timezone.utc), question=answer.question,
-                    rewritten_query=answer.rewritten_query,
-                    retrieved=[(p.chunk.id, round(p.score, 6)) for p in answer.passages if p.chunk.id is not None],
-                    answer=answer.answer, citations=[vars(c) for c in answer.citations], answered=answer.answered,
-                    handoff=answer.handoff, generator=answer.generator, latency_ms=round(answer.latency_ms, 2),
-                    prompt_tokens=answer.usage.prompt_tokens, completion_tokens=answer.usage.completion_tokens,
-                    language=answer.language, decline_reason=answer.decline_reason,
-                ))
+                self.store.add_message(StoredMessage.from_answer(answer, datetime.now(UTC)))
             except RagError:
                 log.exception("could not store message %s", answer.message_id)
         if answer.handoff and self.on_handoff is not None:

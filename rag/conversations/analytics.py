@@ -5,9 +5,10 @@ to write first."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,6 @@ from rag.store.embedders import Embedder
 from rag.text.language import detect_language
 from rag.text.lexical import terms
 from rag.text.similarity import jaccard
-
 
 GROUP_SIMILARITY = 0.75
 
@@ -58,7 +58,7 @@ def parse_since(value: str) -> datetime:
         start = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(f"since must be an ISO date such as 2026-11-01, got {value!r}") from None
-    return start if start.tzinfo else start.replace(tzinfo=timezone.utc)
+    return start if start.tzinfo else start.replace(tzinfo=UTC)
 
 
 def format_percent(x: float | None) -> str:
@@ -135,15 +135,16 @@ def _group(questions: Sequence[str], embedder: Embedder | None, threshold: float
         vectors = None
     else:
         vectors = embedder.embed([distinct[k][0] for k in keys])
-        groups, centres = [], []
+        groups = []
+        centres: list[np.ndarray] = []
         for i in sorted(range(len(keys)), key=lambda i: -len(distinct[keys[i]])):
             if centres:
                 sims = np.asarray(centres) @ vectors[i]
                 best = int(np.argmax(sims))
                 if sims[best] >= threshold:
                     groups[best].append(keys[i])
-                    members = [keys.index(k) for k in groups[best]]
-                    centre = vectors[members].mean(axis=0)
+                    rows = [keys.index(k) for k in groups[best]]
+                    centre = vectors[rows].mean(axis=0)
                     centres[best] = centre / (np.linalg.norm(centre) or 1)
                     continue
             groups.append([keys[i]])

@@ -6,8 +6,8 @@ import base64
 import html
 import io
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Sequence
 
 from rag.conversations.analytics import Stats, format_percent
 from rag.conversations.store import StoredMessage
@@ -104,4 +104,4 @@ img {{ max-width: 100%; }}
 <img alt="Answer latency distribution" src="data:image/png;base64,{images['latency']}">
 <img alt="Customer feedback, thumbs up and down" src="data:image/png;base64,{images['feedback']}">
 </body></html>
-"""
+"""  # noqa: E501 - the page as it is sent

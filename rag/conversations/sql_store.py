@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import threading
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ContextManager, Iterator, Literal, Protocol, runtime_checkable
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,8 +23,8 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import StaticPool
 
+from rag.conversations.store import RATINGS, Feedback, Rating, StoredMessage
 from rag.core.errors import ConfigurationError, DatabaseUnavailable, MessageNotFound
-from rag.conversations.store import RATINGS, Feedback, StoredMessage
 
 _URL_EXAMPLES = "sqlite:///data/conversations.db or postgresql+psycopg://user:password@host:5432/dbname"
 
@@ -46,7 +46,7 @@ class _UTCDateTime(sa.types.TypeDecorator):
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 _metadata = sa.MetaData()
@@ -102,7 +102,7 @@ class SQLAlchemyConversationStore:
         self._engine, self._shown = _engine(url)
         # A private in-memory SQLite database lives in one connection, which threads must take in turn.
         in_memory = self._engine.dialect.name == "sqlite" and not _sqlite_file(self._engine.url)
-        self._lock: ContextManager[Any] = threading.Lock() if in_memory else nullcontext()
+        self._lock: AbstractContextManager[Any] = threading.Lock() if in_memory else nullcontext()
         try:
             with self._engine.begin() as conn:
                 if conn.dialect.name == "postgresql":
@@ -143,13 +143,17 @@ class SQLAlchemyConversationStore:
     def add_feedback(self, message_id: str, rating: str, comment: str | None = None) -> Feedback:
         if rating not in RATINGS:
             raise ValueError(f"rating must be 'up' or 'down', not {rating!r}")
-        feedback = Feedback(message_id, rating, comment, datetime.now(timezone.utc))  # type: ignore[arg-type]
+        # checked against RATINGS just above
+        feedback = Feedback(message_id, cast(Rating, rating), comment, datetime.now(UTC))
         values = vars(feedback)
         with self._transaction() as conn:
             known = conn.execute(sa.select(_messages.c.id).where(_messages.c.message_id == message_id)).first()
             if known is None:
                 raise MessageNotFound(message_id)
-            insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[conn.dialect.name](_feedback)
+            inserts: dict[str, Callable[[sa.Table], postgresql.Insert | sqlite.Insert]] = {
+                "postgresql": postgresql.insert, "sqlite": sqlite.insert,
+            }
+            insert = inserts[conn.dialect.name](_feedback)
             # One statement, so two ratings arriving together cannot both insert (and one fail).
             conn.execute(insert.values(values).on_conflict_do_update(
                 index_elements=[_feedback.c.message_id],
@@ -181,7 +185,7 @@ class SQLAlchemyConversationStore:
     def close(self) -> None:
         self._engine.dispose()
 
-    def __enter__(self) -> "SQLAlchemyConversationStore":
+    def __enter__(self) -> SQLAlchemyConversationStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -264,7 +268,7 @@ def _sqlite_file(url: URL) -> str | None:
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{value!r} has no time zone - pass an aware datetime, e.g. datetime.now(timezone.utc)")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def _reason(exc: DBAPIError) -> str:

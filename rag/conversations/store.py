@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
+from rag.core.types import Answer
+
 Rating = Literal["up", "down"]
 RATINGS: tuple[str, ...] = ("up", "down")
 
@@ -34,6 +36,20 @@ class StoredMessage:
     completion_tokens: int
     language: str
     decline_reason: str | None
+
+    @classmethod
+    def from_answer(cls, answer: Answer, created_at: datetime) -> StoredMessage:
+        """The turn to store for an answer given at `created_at` (timezone-aware)."""
+        data = answer.to_dict()
+        return cls(
+            message_id=answer.message_id, conversation_id=answer.conversation_id, created_at=created_at,
+            question=answer.question, rewritten_query=answer.rewritten_query,
+            retrieved=[(p.chunk.id, round(p.score, 6)) for p in answer.passages if p.chunk.id is not None],
+            answer=answer.answer, citations=data["citations"], answered=answer.answered, handoff=answer.handoff,
+            generator=answer.generator, latency_ms=data["latency_ms"], prompt_tokens=answer.usage.prompt_tokens,
+            completion_tokens=answer.usage.completion_tokens, language=answer.language,
+            decline_reason=answer.decline_reason,
+        )
 
 
 @dataclass

@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     hybrid_candidates: int = Field(100, gt=0, description="Candidates taken from each retriever before fusion.")
     near_duplicate_similarity: float = Field(
         0.9, gt=0, le=1.0,
-        description="A passage sharing this share of its words (Jaccard) with a better-ranked one is skipped; 1 keeps all.",
+        description="A passage sharing this share of its words (Jaccard) with a better-ranked one is skipped; "
+        "1 keeps all.",
     )
 
     # --- answering ---------------------------------------------------------------------------------------
@@ -76,7 +77,10 @@ class Settings(BaseSettings):
         0.53, description="Below this support score (best retrieval score + lexical coverage, see rag.chat.decline) "
         "the bot declines and hands off."
     )
-    min_score_zh: float = Field(0.29, description="The same for Chinese questions (lexical coverage alone while the embedding model does not cover Chinese).")
+    min_score_zh: float = Field(
+        0.29, description="The same for Chinese questions (lexical coverage alone while the embedding model does not "
+        "cover Chinese)."
+    )
     fallback_message: str = (
         "I'm sorry, I couldn't find that in our documents. Let me connect you with a member of our team."
     )
@@ -103,7 +107,9 @@ class Settings(BaseSettings):
     api_keys: list[SecretStr] = Field(
         default_factory=list, description="Bearer tokens accepted by /v1/* (OpenAI-compatible API); empty: open."
     )
-    api_model_name: str | None = Field(None, description="Model id the knowledge base has in /v1/models (default: its folder name).")
+    api_model_name: str | None = Field(
+        None, description="Model id the knowledge base has in /v1/models (default: its folder name)."
+    )
     allowed_origins: list[str] = Field(
         default_factory=list, description='Web origins allowed to call the API from a browser (the widget), e.g. ["https://shop.example.com"].'
     )
@@ -114,6 +120,20 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(2000, gt=0)
     max_body_bytes: int = Field(65536, gt=0)
     max_top_k: int = Field(20, gt=0)
+    # Slow and idle clients (rag.api.server): without these, idle sockets pile up until the server runs out
+    # of file descriptors and stops answering.
+    http_keep_alive_timeout: int = Field(5, gt=0, description="Seconds an idle keep-alive connection stays open.")
+    http_header_timeout: float = Field(
+        10.0, gt=0, description="Seconds a connection has to send complete request headers (of its first request, "
+        "or from the first byte of a later one); silent or slower connections are closed.",
+    )
+    http_body_timeout: float = Field(
+        30.0, gt=0, description="Seconds a request has to send its body once its headers are in; then it is closed.",
+    )
+    http_max_connections: int = Field(
+        1000, gt=0, description="Open connections at most (lowered to fit the open-files limit); when full, the "
+        "connection idle longest is closed to admit a new one.",
+    )
 
     def localized(self, name: str, language: str) -> Any:
         """The setting `name` for replies in `language`: its `_zh` variant for Chinese, where there is one.
@@ -141,7 +161,7 @@ class Settings(BaseSettings):
         return "extractive"
 
     @model_validator(mode="after")
-    def _overlap_below_size(self) -> "Settings":
+    def _overlap_below_size(self) -> Settings:
         if self.chunk_overlap >= self.chunk_tokens // 2:
             raise ValueError(
                 f"chunk_overlap must be less than half of chunk_tokens. "

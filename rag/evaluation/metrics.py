@@ -8,9 +8,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from rag.core.errors import DatasetError
 from rag.core.types import Passage
@@ -120,7 +121,7 @@ def answer_contains(reply: str, gold: Sequence[str]) -> bool:
     return any(_normalise(g) in reply for g in gold if g.strip())
 
 
-def score_answers(answers: Mapping[str, "Answer"], dataset: Dataset) -> dict[str, float | int | None]:
+def score_answers(answers: Mapping[str, Answer], dataset: Dataset) -> dict[str, float | int | None]:
     """Answer accuracy and answered rate on answerable questions, decline accuracy on unanswerable ones,
     and citation precision (cited passages judged relevant in qrels, over all citations on judged queries)."""
     answerable = [q for q in answers if dataset.answers.get(q)]

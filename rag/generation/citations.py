@@ -7,12 +7,15 @@ from the text; only cited passages become citations, in order of first mention.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from rag.core.types import Citation, Passage
 
 _MARKER = re.compile(r"\s?[\[【]\s*(\d{1,3}(?:\s*(?:[,，、;]|-|–)\s*\d{1,3})*)\s*[\]】]")
 _SNIPPET_CHARS = 240
+_URL_IGNORED = re.compile(r"[\t\n\r]")  # removed anywhere by URL parsers (WHATWG URL standard)
+_URL_TRIMMED = "".join(map(chr, range(0x21)))  # C0 controls and space, trimmed from both ends by URL parsers
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 
 
 def _numbers(group: str) -> list[int]:
@@ -32,11 +35,30 @@ def snippet(text: str, limit: int = _SNIPPET_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
+def safe_url(url: str | None) -> str | None:
+    """`url` if it is an http(s) or relative link, else None: a document's `javascript:` or `data:` URL must
+    never become a clickable citation. Read as a browser reads it (tabs and line breaks inside are ignored,
+    control characters and spaces around it trimmed), so `java\\tscript:` is caught too.
+
+    >>> safe_url("https://example.com/a"), safe_url("/help/returns"), safe_url("faq.html#gift-cards")
+    ('https://example.com/a', '/help/returns', 'faq.html#gift-cards')
+    >>> safe_url("javascript:alert(1)"), safe_url(" JaVa\\tScRiPt:alert(1)"), safe_url("data:text/html,x")
+    (None, None, None)
+    """
+    if not url:
+        return None
+    cleaned = _URL_IGNORED.sub("", url).strip(_URL_TRIMMED)
+    scheme = _URL_SCHEME.match(cleaned)
+    if scheme and scheme.group(1).lower() not in ("http", "https"):
+        return None
+    return cleaned or None
+
+
 def make_citation(marker: int, passage: Passage) -> Citation:
     c = passage.chunk
     return Citation(
         marker=marker, chunk_id=c.id, source=c.source, title=c.title, heading=" > ".join(c.heading_path),
-        snippet=snippet(c.text), score=round(passage.score, 6), url=c.url, page=c.page, row=c.row,
+        snippet=snippet(c.text), score=round(passage.score, 6), url=safe_url(c.url), page=c.page, row=c.row,
     )
 
 

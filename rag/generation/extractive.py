@@ -11,23 +11,25 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
-from rag.generation.protocol import GenerationRequest
-from rag.text.lexical import terms
-from rag.text.similarity import jaccard
-from rag.generation.safety import looks_like_injection
-from rag.text.sentences import sentence_spans
 from rag.core.types import Passage, Usage
-
+from rag.generation.protocol import GenerationRequest
+from rag.generation.safety import looks_like_injection
+from rag.text.lexical import terms
+from rag.text.sentences import sentence_spans
+from rag.text.similarity import jaccard
 
 # What kind of answer a question asks for, and what such an answer looks like in a sentence. Questions
 # rarely share words with the fact that answers them ("how long" vs "3-5 business days"), so a matching
 # answer type earns a sentence a bonus.
 _ANSWER_TYPES = [
-    (re.compile(r"\bhow (long|soon|many days|many hours|many weeks)\b|\bwhen\b|\bwhat time\b|多久|多长时间|几天|什么时候|何时|时效|多快", re.I),
-     re.compile(r"\d+\s*(-|–|to)?\s*\d*\s*(business\s+|working\s+|calendar\s+)?(days?|hours?|weeks?|months?|years?|minutes?)\b|\b(today|tomorrow|same day|next day|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b|\d{1,2}(:\d{2})?\s*(a\.?m\.?|p\.?m\.?)|\d+\s*(个)?(工作日|天|小时|周|个月|年)|当天|次日|\b(19|20)\d{2}\b", re.I)),
+    (re.compile(r"\bhow (long|soon|many days|many hours|many weeks)\b|\bwhen\b|\bwhat time\b"
+                r"|多久|多长时间|几天|什么时候|何时|时效|多快", re.I),
+     re.compile(r"\d+\s*(-|–|to)?\s*\d*\s*(business\s+|working\s+|calendar\s+)?(days?|hours?|weeks?|months?|years?|minutes?)\b"
+                r"|\b(today|tomorrow|same day|next day|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b"
+                r"|\d{1,2}(:\d{2})?\s*(a\.?m\.?|p\.?m\.?)|\d+\s*(个)?(工作日|天|小时|周|个月|年)|当天|次日|\b(19|20)\d{2}\b", re.I)),
     (re.compile(r"\bhow much\b|\bcost\b|\bprice\b|\bfee\b|\bcharge\b|多少钱|费用|价格|运费|收费", re.I),
      re.compile(r"[$¥€£]\s?\d|\d+(\.\d+)?\s*(usd|dollars?|cad|元|块)|\bfree\b|免费|包邮", re.I)),
     (re.compile(r"\bhow many\b|\bhow much\b|多少|几个|几次", re.I),
@@ -65,8 +67,7 @@ class ExtractiveGenerator:
         self.max_passages = max_passages
 
     def stream(self, request: GenerationRequest) -> Iterator[str | Usage]:
-        for piece in self.compose(request.question, request.passages, request.language):
-            yield piece
+        yield from self.compose(request.question, request.passages, request.language)
         yield Usage()
 
     def compose(self, question: str, passages: list[Passage], language: str) -> list[str]:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, cast
 
 from rag.core.errors import ConfigurationError, GenerationError
-from rag.generation.protocol import GenerationRequest
 from rag.core.types import Usage
+from rag.generation.protocol import GenerationRequest
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import (
+        ChatCompletionRequestMessage,
+        ChatCompletionStreamResponseDelta,
+        CreateChatCompletionStreamResponse,
+    )
 
 
 class LlamaCppGenerator:
@@ -36,13 +44,17 @@ class LlamaCppGenerator:
             raise GenerationError("the llamacpp generator needs a prompt")
         completion_tokens = 0
         with self._lock:
-            for event in self.llm.create_chat_completion(
-                messages=request.prompt.messages,  # type: ignore[arg-type]
+            # stream=True: the call returns an iterator of chunks (its annotation is the union with a whole reply)
+            for event in cast("Iterator[CreateChatCompletionStreamResponse]", self.llm.create_chat_completion(
+                # plain role/content dicts, which is what the TypedDicts describe
+                messages=cast("list[ChatCompletionRequestMessage]", request.prompt.messages),
                 temperature=self.temperature,
                 max_tokens=self.max_tokens,
                 stream=True,
-            ):
-                text = event["choices"][0]["delta"].get("content")  # type: ignore[index]
+            )):
+                # a delta is either empty or a ChatCompletionStreamResponseDelta: .get covers both
+                delta = cast("ChatCompletionStreamResponseDelta", event["choices"][0]["delta"])
+                text = delta.get("content")
                 if text:
                     completion_tokens += 1
                     yield text

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from rag.core.errors import ConfigurationError, GenerationError
 from rag.core.types import Usage
 from rag.generation.protocol import GenerationRequest
 from rag.generation.rewriting import rewrite_messages
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 
 class OpenAIGenerator:
@@ -64,7 +68,9 @@ class OpenAIGenerator:
 
         with translated_openai_errors(self.where, self.model, doing="query rewriting failed: "):
             reply = self.client.chat.completions.create(
-                model=self.model, messages=rewrite_messages(question, turns), temperature=0.0, max_tokens=96,  # type: ignore[arg-type]  # plain role/content dicts are what the API takes
+                # plain role/content dicts, which is what the TypedDicts describe
+                model=self.model, messages=cast("list[ChatCompletionMessageParam]", rewrite_messages(question, turns)),
+                temperature=0.0, max_tokens=96,
             )
         text = (reply.choices[0].message.content or "").strip() if reply.choices else ""
         return text.splitlines()[0].strip() if text else ""
@@ -81,12 +87,13 @@ class OpenAIGenerator:
             return self._create(messages, include_usage=False)
 
     def _create(self, messages: list[dict[str, str]], include_usage: bool) -> Any:
-        extra = {"stream_options": {"include_usage": True}} if include_usage else {}
+        extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if include_usage else {}
         return self.client.chat.completions.create(
             model=self.model,
-            messages=messages,  # type: ignore[arg-type]  # plain role/content dicts are what the API takes
+            # plain role/content dicts, which is what the TypedDicts describe
+            messages=cast("list[ChatCompletionMessageParam]", messages),
             temperature=self.temperature,
             max_tokens=self.max_tokens,
             stream=True,
-            **extra,  # type: ignore[arg-type]  # stream_options is typed as its own TypedDict
+            **extra,
         )

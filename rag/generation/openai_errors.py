@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import openai
 
-from rag.core.errors import ContextOverflow, GeneratorTimeout, GeneratorUnavailable
+from rag.core.errors import ContextOverflow, GenerationError, GeneratorTimeout, GeneratorUnavailable
 
 _CONTEXT_ERROR = re.compile(r"context|too long|exceed|maximum.*tokens", re.IGNORECASE)
+
+# First match wins: APITimeoutError is an APIConnectionError, and every status error an APIError.
+# Each message follows "The language model at <server> ...".
+_TRANSLATIONS: list[tuple[type[openai.APIError], type[GenerationError], str]] = [
+    (openai.APITimeoutError, GeneratorTimeout, "did not answer in time - try again, or raise RAG_LLM_TIMEOUT"),
+    (openai.APIConnectionError, GeneratorUnavailable, "cannot be reached ({exc}) - is the server running?"),
+    (openai.AuthenticationError, GeneratorUnavailable, "refused the API key - check RAG_LLM_API_KEY"),
+    (openai.NotFoundError, GeneratorUnavailable, "has no model {model!r} - check RAG_LLM_MODEL"),
+    (openai.BadRequestError, GeneratorUnavailable, "rejected the request: {exc.message}"),
+    (openai.APIStatusError, GeneratorUnavailable, "answered HTTP {exc.status_code}: {exc.message}"),
+    (openai.APIError, GeneratorUnavailable, "failed: {exc}"),
+]
 
 
 @contextmanager
@@ -20,31 +32,17 @@ def translated_openai_errors(where: str, model: str, doing: str = "") -> Iterato
     `where` names the server in messages; `doing` prefixes them (e.g. "query rewriting failed: ")."""
     try:
         yield
-    except openai.APITimeoutError as exc:
-        raise GeneratorTimeout(
-            f"{doing}The language model at {where} did not answer in time - try again, or raise RAG_LLM_TIMEOUT"
-        ) from exc
-    except openai.APIConnectionError as exc:
-        raise GeneratorUnavailable(
-            f"{doing}The language model at {where} cannot be reached ({exc}) - is the server running?"
-        ) from exc
-    except openai.AuthenticationError as exc:
-        raise GeneratorUnavailable(
-            f"{doing}The language model at {where} refused the API key - check RAG_LLM_API_KEY"
-        ) from exc
-    except openai.NotFoundError as exc:
-        raise GeneratorUnavailable(
-            f"{doing}The language model at {where} has no model {model!r} - check RAG_LLM_MODEL"
-        ) from exc
-    except openai.BadRequestError as exc:
-        if _CONTEXT_ERROR.search(str(exc.message)):
-            raise ContextOverflow(
-                f"{doing}The prompt is too long for the model at {where}: {exc.message} - lower RAG_LLM_CONTEXT_WINDOW"
-            ) from exc
-        raise GeneratorUnavailable(f"{doing}The language model at {where} rejected the request: {exc.message}") from exc
-    except openai.APIStatusError as exc:
-        raise GeneratorUnavailable(
-            f"{doing}The language model at {where} answered HTTP {exc.status_code}: {exc.message}"
-        ) from exc
     except openai.APIError as exc:
-        raise GeneratorUnavailable(f"{doing}The language model at {where} failed: {exc}") from exc
+        raise translate(exc, where, model, doing) from exc
+
+
+def translate(exc: openai.APIError, where: str, model: str, doing: str = "") -> GenerationError:
+    """The project's error for one of the client's."""
+    if isinstance(exc, openai.BadRequestError) and _CONTEXT_ERROR.search(str(exc.message)):
+        return ContextOverflow(
+            f"{doing}The prompt is too long for the model at {where}: {exc.message} - lower RAG_LLM_CONTEXT_WINDOW"
+        )
+    for foreign, ours, message in _TRANSLATIONS:
+        if isinstance(exc, foreign):
+            return ours(f"{doing}The language model at {where} " + message.format(exc=exc, model=model))
+    raise AssertionError("openai.APIError is the last row of the table")  # pragma: no cover

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 REWRITE_SYSTEM = (
     "Rewrite the customer's last message into one standalone question that can be understood without the "

@@ -38,7 +38,8 @@ def strip_injections(text: str) -> str:
     """`text` without the sentences that try to instruct the assistant."""
     if not _INJECTION.search(text):
         return text
-    kept, pos, out = [], 0, []
+    pos = 0
+    out: list[str] = []
     for span in sentence_spans(text):
         if looks_like_injection(text[span.start : span.end]):
             out.append(text[pos : span.start])

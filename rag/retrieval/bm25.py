@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from rag.core.types import Filters, Passage
 from rag.retrieval.protocol import BaseRetriever, check_k

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class HybridRetriever(BaseRetriever):
         dense_hits = self._kb.search(vectors, pool, filters)
         allowed = None if filters is None or filters.is_empty() else self._kb.allowed_ids(filters)
         ranked: list[list[tuple[int, float, float, float]]] = []
-        for question, vector, dense in zip(questions, vectors, dense_hits):
+        for question, vector, dense in zip(questions, vectors, dense_hits, strict=True):
             tokens = bm25_tokens(question)
             all_lexical = self._kb.lexical.query_scores(tokens)
             lexical = self._kb.lexical.search(tokens, pool, allowed, scores=all_lexical)

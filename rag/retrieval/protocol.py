@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from rag.core.errors import EmbeddingModelMismatch
 from rag.core.types import Filters, Passage

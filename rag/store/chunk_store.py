@@ -9,10 +9,11 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +81,7 @@ class ChunkStore:
         self._lock = threading.RLock()
 
     @classmethod
-    def connect(cls, folder: Path, *, create: bool = False) -> "ChunkStore":
+    def connect(cls, folder: Path, *, create: bool = False) -> ChunkStore:
         conn = sqlite3.connect(folder / DB_NAME, check_same_thread=False, isolation_level=None, timeout=30)
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = FULL")
@@ -236,7 +237,7 @@ class ChunkStore:
                 "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
                 (doc.doc_id, doc.source, doc.key, doc.title, doc.url, metadata, content_hash, len(chunks), time.time()),
             )
-            rows = [_chunk_to_row(chunk, vector) for chunk, vector in zip(chunks, vectors)]
+            rows = [_chunk_to_row(chunk, vector) for chunk, vector in zip(chunks, vectors, strict=True)]
             self._conn.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
     def set_next_chunk_id(self, value: int) -> None:

@@ -7,8 +7,9 @@ package, so it loads with no network. Any other sentence-transformers model name
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 

@@ -10,8 +10,8 @@ only once a newer generation has committed.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from rag.core.errors import KnowledgeBaseCorrupt
 from rag.store.lexical_index import BM25Index, LexicalIndex

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import fcntl
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -71,7 +72,7 @@ class KnowledgeBase:
 
     @classmethod
     def open(cls, path: Path | str, *, embedding_model: str | None = None, ef_search: int = 128,
-             nprobe: int = 16) -> "KnowledgeBase":
+             nprobe: int = 16) -> KnowledgeBase:
         """Open an existing knowledge base; with `embedding_model`, refuse one built with another model."""
         path = Path(path)
         if not cls.exists(path):
@@ -89,7 +90,7 @@ class KnowledgeBase:
 
     @classmethod
     def create(cls, path: Path | str, *, embedding_model: str, dimension: int, index_type: IndexType = "flat",
-               ef_search: int = 128, nprobe: int = 16) -> "KnowledgeBase":
+               ef_search: int = 128, nprobe: int = 16) -> KnowledgeBase:
         """Open for writing, creating an empty knowledge base if none exists; the model must match."""
         path = Path(path)
         if cls.exists(path):
@@ -126,7 +127,7 @@ class KnowledgeBase:
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> "KnowledgeBase":
+    def __enter__(self) -> KnowledgeBase:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -181,7 +182,7 @@ class KnowledgeBase:
     def search(self, vectors: np.ndarray, k: int, filters: Filters | None = None) -> list[list[tuple[int, float]]]:
         """For each query vector, up to k (chunk id, score) pairs, best first."""
         scores, ids = self.index.search(vectors, k, self._allowed(filters))
-        return [[(int(i), float(s)) for s, i in zip(srow, irow) if i >= 0] for srow, irow in zip(scores, ids)]
+        return [[(int(i), float(s)) for s, i in zip(srow, irow, strict=True) if i >= 0] for srow, irow in zip(scores, ids, strict=True)]
 
     def lexical_search(self, query: str, k: int, filters: Filters | None = None) -> list[tuple[int, float]]:
         """Up to k (chunk id, BM25 score) pairs, best first."""
@@ -241,7 +242,7 @@ class KnowledgeBase:
         new_ids: list[int] = []
         new_vectors: list[np.ndarray] = []
         for update in upserts:
-            for chunk, vector in zip(update.chunks, update.vectors):
+            for chunk, vector in zip(update.chunks, update.vectors, strict=True):
                 chunk.id = next_id
                 next_id += 1
                 new_ids.append(chunk.id)

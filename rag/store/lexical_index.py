@@ -4,8 +4,9 @@ which costs far less than the embedding it accompanies; saved per generation nex
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 from scipy import sparse
@@ -36,10 +37,13 @@ class BM25Index:
         self.vocabulary = vocabulary
 
     @classmethod
-    def build(cls, ids: Iterable[int], token_lists: Iterable[Sequence[str]], k1: float = 1.2, b: float = 0.75) -> "BM25Index":
+    def build(cls, ids: Iterable[int], token_lists: Iterable[Sequence[str]], k1: float = 1.2, b: float = 0.75) -> BM25Index:
         ids = np.fromiter(ids, dtype=np.int64)
         vocabulary: dict[str, int] = {}
-        rows, cols, tfs, lengths = [], [], [], []
+        rows: list[int] = []
+        cols: list[int] = []
+        tfs: list[int] = []
+        lengths: list[int] = []
         for row, tokens in enumerate(token_lists):
             counts: dict[int, int] = {}
             for token in tokens:
@@ -106,7 +110,7 @@ class BM25Index:
 
     def save(self, path: Path) -> None:
         m = self.matrix
-        terms = [None] * len(self.vocabulary)
+        terms: list[str | None] = [None] * len(self.vocabulary)
         for term, col in self.vocabulary.items():
             terms[col] = term
         with open(path, "wb") as handle:
@@ -114,7 +118,7 @@ class BM25Index:
                      shape=np.asarray(m.shape), terms=np.frombuffer(json.dumps(terms, ensure_ascii=False).encode(), np.uint8))
 
     @classmethod
-    def load(cls, path: Path) -> "BM25Index":
+    def load(cls, path: Path) -> BM25Index:
         with np.load(path) as z:
             matrix = sparse.csc_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
             terms = json.loads(z["terms"].tobytes().decode())

@@ -7,8 +7,9 @@ HNSW and IVF cannot delete cheaply and are rebuilt from the stored vectors on ch
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Literal, Protocol
+from typing import Literal, Protocol
 
 import faiss
 import numpy as np
@@ -20,8 +21,12 @@ _MAX_THREADS = faiss.omp_get_max_threads()
 class VectorIndex(Protocol):
     """Vectors by chunk id; inner-product search, optionally restricted to allowed ids."""
 
-    kind: str
     dimension: int
+
+    @property
+    def kind(self) -> str:
+        """flat, hnsw or ivf (read-only, so an implementation may narrow it to a Literal)."""
+        ...
 
     @property
     def size(self) -> int: ...
@@ -61,12 +66,14 @@ class FaissVectorIndex:
         hnsw_m: int = 32,
         ef_search: int = 128,
         nprobe: int = 16,
-    ) -> "FaissVectorIndex":
+    ) -> FaissVectorIndex:
+        base: faiss.Index
         if kind == "flat":
             base = faiss.IndexFlatIP(dimension)
         elif kind == "hnsw":
-            base = faiss.IndexHNSWFlat(dimension, hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            base.hnsw.efConstruction = max(40, 2 * hnsw_m)
+            hnsw = faiss.IndexHNSWFlat(dimension, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            hnsw.hnsw.efConstruction = max(40, 2 * hnsw_m)
+            base = hnsw
         elif kind == "ivf":
             n = len(ids)
             # ~39 training points per list is faiss's floor; sqrt(n)*4 is the usual rule of thumb.
@@ -83,7 +90,7 @@ class FaissVectorIndex:
         return index
 
     @classmethod
-    def load(cls, path: Path, kind: IndexType, *, ef_search: int = 128, nprobe: int = 16) -> "FaissVectorIndex":
+    def load(cls, path: Path, kind: IndexType, *, ef_search: int = 128, nprobe: int = 16) -> FaissVectorIndex:
         return cls(faiss.read_index(str(path)), kind, ef_search=ef_search, nprobe=nprobe)
 
     @property
@@ -102,14 +109,15 @@ class FaissVectorIndex:
     def remove(self, ids: Iterable[int]) -> None:
         ids = np.fromiter(ids, dtype=np.int64)
         if len(ids):
-            self.index.remove_ids(ids)
+            self.index.remove_ids(ids)  # type: ignore[arg-type]  # faiss stub: the wrapper also takes an id array
 
-    def _params(self, selector: faiss.IDSelector | None):
+    def _params(self, selector: faiss.IDSelector | None) -> faiss.SearchParameters | None:
+        # faiss's stubs (1.15) lack SearchParametersHNSW and the keyword constructor every SearchParameters* has
         if self.kind == "hnsw":
-            return faiss.SearchParametersHNSW(efSearch=self.ef_search, sel=selector)
+            return faiss.SearchParametersHNSW(efSearch=self.ef_search, sel=selector)  # type: ignore[attr-defined]  # missing from faiss's stub
         if self.kind == "ivf":
-            return faiss.SearchParametersIVF(nprobe=self.nprobe, sel=selector)
-        return faiss.SearchParameters(sel=selector) if selector is not None else None
+            return faiss.SearchParametersIVF(nprobe=self.nprobe, sel=selector)  # type: ignore[call-arg]  # faiss stub lacks kwargs
+        return faiss.SearchParameters(sel=selector) if selector is not None else None  # type: ignore[call-arg]  # faiss stub lacks kwargs
 
     def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)

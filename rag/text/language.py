@@ -42,7 +42,8 @@ def cjk_share(text: str) -> float:
 def detect_language(text: str) -> str:
     """'zh' when Chinese characters make up a fair share of the letters, else 'en'.
 
-    >>> detect_language("退货政策是什么？"), detect_language("What is the return policy?"), detect_language("iPhone 怎么退货")
+    >>> (detect_language("退货政策是什么？"), detect_language("What is the return policy?"),
+    ...  detect_language("iPhone 怎么退货"))
     ('zh', 'en', 'zh')
     """
     cjk = cjk_count(text)

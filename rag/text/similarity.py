@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import AbstractSet
+from collections.abc import Set as AbstractSet
 
 
 def jaccard(a: AbstractSet[str], b: AbstractSet[str]) -> float:

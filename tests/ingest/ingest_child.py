@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 from ingest.pipeline import ingest
-from rag.store.embedders import SentenceTransformerEmbedder
 from rag.core.settings import Settings
 from rag.store.chunk_store import ChunkStore
+from rag.store.embedders import SentenceTransformerEmbedder
 
 
 def main() -> None:
@@ -26,7 +26,7 @@ def main() -> None:
             print("IN_COMMIT", flush=True)
             time.sleep(60)
 
-    ChunkStore.write_manifest = write_manifest_then_wait  # type: ignore[method-assign]
+    ChunkStore.write_manifest = write_manifest_then_wait  # type: ignore[method-assign]  # patched on purpose: the pause
     settings = Settings(kb_dir=kb_dir, _env_file=None)
     ingest([folder], kb_dir, SentenceTransformerEmbedder(settings.embedding_model), settings)
 

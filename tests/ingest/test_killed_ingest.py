@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import ingest
-from rag.store.knowledge_base import KnowledgeBase
 from rag.retrieval import DenseRetriever
+from rag.store.knowledge_base import KnowledgeBase
 from tests import builders
 
 pytestmark = pytest.mark.integration

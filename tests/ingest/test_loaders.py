@@ -5,12 +5,14 @@ import os
 
 import pytest
 
+from ingest.errors import EmptyDocumentError, LoaderError, UnsupportedFileType
 from ingest.loaders import load_file
 from ingest.loaders.pdf import reflow
 from ingest.loaders.text import parse_markdown
-from ingest.errors import EmptyDocumentError, LoaderError, UnsupportedFileType
 from tests import builders
 from tests.paths import dataset
+
+pytestmark = pytest.mark.unit
 
 
 def sections_by_heading(doc):

@@ -7,11 +7,11 @@ import shutil
 import numpy as np
 import pytest
 
-from ingest.pipeline import discover, ingest, in_scope
+from ingest.pipeline import discover, in_scope, ingest
 from rag.core.errors import EmbeddingModelMismatch, KnowledgeBaseLocked
-from rag.store.knowledge_base import KnowledgeBase
-from rag.retrieval import DenseRetriever
 from rag.core.types import Filters
+from rag.retrieval import DenseRetriever
+from rag.store.knowledge_base import KnowledgeBase
 from tests import builders
 
 pytestmark = pytest.mark.integration

@@ -6,10 +6,12 @@ import pytest
 
 from rag.chat.service import ChatService
 from rag.core.errors import ContextOverflow, GeneratorUnavailable
-from rag.generation.prompting import DECLINE_MARKER
 from rag.core.settings import Settings
-from rag.text.tokenizer import get_encoding
 from rag.core.types import Chunk, Passage, Usage
+from rag.generation.prompting import DECLINE_MARKER
+from rag.text.tokenizer import get_encoding
+
+pytestmark = pytest.mark.unit
 
 
 def passages(score: float = 0.8, n: int = 3) -> list[Passage]:

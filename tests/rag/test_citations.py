@@ -1,7 +1,11 @@
 from __future__ import annotations
 
-from rag.generation.citations import parse_citations
+import pytest
+
 from rag.core.types import Chunk, Passage
+from rag.generation.citations import parse_citations
+
+pytestmark = pytest.mark.unit
 
 
 def passages(n: int) -> list[Passage]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def test_ingest_ask_info_and_reingest(tmp_path):
     builders.write_all_types(tmp_path / "docs")
     (tmp_path / "docs" / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
     out = rag("ingest", "docs", "--kb", "kb", "--no-progress", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, out.stderr  # the good files are in; exit 1 tells scripts that one failed
     assert "added 10, updated 0, unchanged 0, removed 0, failed 1" in out.stdout
     assert "failed: docs/broken.pdf: corrupt PDF" in out.stderr
 
@@ -85,3 +86,26 @@ def test_eval_stackfaq_meets_the_reference(tmp_path):
     metrics = json.loads((tmp_path / "m.json").read_text())["dense"]
     assert metrics["ndcg@10"] >= 0.95, metrics
     assert set(metrics) >= {"ndcg@10", "recall@10", "mrr@10"}
+
+
+def test_ingest_with_a_bad_file_exits_1_and_keeps_the_good_ones(tmp_path):
+    """Scripts see the failure (exit 1) while the good files are in - a valid HTML page nested 5,000 levels deep
+    among them (past Python's recursion limit) - and a hostile one, 30,000 unclosed list items deep, is read in
+    linear time rather than failing or hanging."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    builders.write_markdown(docs / "shipping.md")
+    (docs / "deep.html").write_text(
+        "<html><body>" + "<div>" * 5000 + "<h2>Lost parcels</h2><p>Report a lost parcel within 14 days of the "
+        "expected delivery date.</p>" + "</div>" * 5000 + "</body></html>", encoding="utf-8")
+    (docs / "hostile.html").write_text("<html><body>" + "<li><div>" * 30_000 + "Nested text.", encoding="utf-8")
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    started = time.monotonic()
+    out = rag("ingest", "docs", "--kb", "kb", "--no-progress", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert "failed: docs/broken.pdf" in out.stderr and ".html" not in out.stderr
+    assert "added 3, updated 0, unchanged 0, removed 0, failed 1" in out.stdout
+    assert time.monotonic() - started < 120
+    ask = rag("ask", "When must I report a lost parcel?", "--kb", "kb", "--json", cwd=tmp_path)
+    passage = json.loads(ask.stdout)["passages"][0]
+    assert passage["source"] == "docs/deep.html" and passage["heading_path"] == ["Lost parcels"]

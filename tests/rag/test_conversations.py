@@ -4,8 +4,8 @@ PostgreSQL server (tests/postgres.py)."""
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
-from typing import Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -16,7 +16,7 @@ from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 
-T0 = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -59,7 +59,7 @@ def test_round_trip_of_every_field(store, store_url):
     store.add_message(original)
     got = store.get_message("m-1")
     assert got == original
-    assert got.created_at.tzinfo == timezone.utc and got.created_at.hour == 9
+    assert got.created_at.tzinfo == UTC and got.created_at.hour == 9
     assert all(type(c) is int and type(s) is float for c, s in got.retrieved)
     assert store.get_message("no-such-id") is None
 
@@ -115,7 +115,7 @@ def test_feedback_replaces_the_earlier_rating(store):
     store.add_message(message("m1"))
     store.add_message(message("m2"))
     first = store.add_feedback("m1", "up")
-    assert first.rating == "up" and first.comment is None and first.created_at.tzinfo == timezone.utc
+    assert first.rating == "up" and first.comment is None and first.created_at.tzinfo == UTC
     second = store.add_feedback("m1", "down", "It did not answer my question")
     assert store.feedback() == [second]
     assert second == Feedback("m1", "down", "It did not answer my question", second.created_at)

@@ -6,8 +6,10 @@ import math
 import pytest
 
 from rag.core.errors import DatasetError
-from rag.evaluation.metrics import load_dataset, mrr_at_k, ndcg_at_k, ranked_records, recall_at_k, score_rankings
 from rag.core.types import Chunk, Passage
+from rag.evaluation.metrics import load_dataset, mrr_at_k, ndcg_at_k, ranked_records, recall_at_k, score_rankings
+
+pytestmark = pytest.mark.unit
 
 
 def test_ndcg_perfect_and_graded():

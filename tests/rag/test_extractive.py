@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import pytest
+
+from rag.core.types import Chunk, Passage
 from rag.generation.extractive import ExtractiveGenerator, clean_markup
 from rag.text.lexical import terms
-from rag.core.types import Chunk, Passage
+
+pytestmark = pytest.mark.unit
 
 
 def p(text, score=0.7, **kw):

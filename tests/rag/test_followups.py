@@ -3,8 +3,10 @@ from __future__ import annotations
 import pytest
 
 from rag.chat.followups import needs_context, rewrite_heuristic
-from rag.generation.rewriting import rewrite_messages
 from rag.chat.intents import asks_for_human
+from rag.generation.rewriting import rewrite_messages
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.mark.parametrize("question", ["What about express?", "And for Canada?", "How much is it?", "那退货呢？",

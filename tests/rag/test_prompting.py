@@ -1,11 +1,15 @@
 from __future__ import annotations
 
-from hypothesis import given, settings as hsettings, strategies as st
+import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
+from rag.core.types import Chunk, Passage
 from rag.generation.prompting import DECLINE_MARKER, build_prompt, count_message_tokens
 from rag.text.tokenizer import get_encoding
-from rag.core.types import Chunk, Passage
 
+pytestmark = pytest.mark.unit
 ENC = get_encoding()
 
 

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from ingest.pipeline import ingest
-from rag.store.knowledge_base import KnowledgeBase
-from rag.text.lexical import bm25_tokens
-from rag.store.lexical_index import BM25Index
-from rag.retrieval import HybridRetriever
-from rag.wiring import create_retriever
 from rag.core.settings import Settings
 from rag.core.types import Filters
+from rag.retrieval import HybridRetriever
+from rag.store.knowledge_base import KnowledgeBase
+from rag.store.lexical_index import BM25Index
+from rag.text.lexical import bm25_tokens
+from rag.wiring import create_retriever
 from tests import builders
 
 pytestmark = pytest.mark.integration

@@ -3,34 +3,68 @@ configured key these endpoints are disabled (403), never open."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+import re
+from datetime import UTC, datetime
+from typing import Annotated
 
-from rag.api.auth import bearer_token, matches_any
+from fastapi import APIRouter, Depends, HTTPException, Query, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from rag.api.auth import matches_any
 from rag.api.dependencies import ServicesDep, SettingsDep
+from rag.api.schemas import error_responses
 from rag.conversations.analytics import compute_stats, parse_since
 from rag.core.errors import ConfigurationError
 
+_KEY_HEADER = APIKeyHeader(name="X-API-Key", scheme_name="AdminKey", auto_error=False,
+                           description="RAG_ADMIN_API_KEY")
+_KEY_BEARER = HTTPBearer(scheme_name="AdminBearer", auto_error=False,
+                         description="RAG_ADMIN_API_KEY as `Authorization: Bearer <key>`")
 
-def require_admin(request: Request, settings: SettingsDep) -> None:
+
+def require_admin(settings: SettingsDep, header: Annotated[str | None, Security(_KEY_HEADER)],
+                  bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_KEY_BEARER)]) -> None:
     key = settings.admin_api_key
     if key is None or not key.get_secret_value():
         raise HTTPException(403, "Admin endpoints are disabled - set RAG_ADMIN_API_KEY to enable them")
-    given = request.headers.get("x-api-key", "") or bearer_token(request)
+    given = header or (bearer.credentials if bearer else "")
     if not matches_any(given, [key]):
         raise HTTPException(401, "Missing or wrong admin API key - send it as X-API-Key or Authorization: Bearer")
 
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)],
+                   responses=error_responses(401, 403))
+
+# RFC 3339 full-date or date-time, the two formats the OpenAPI document declares for `since`
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})",
+                        re.IGNORECASE)
+_SINCE_SCHEMA = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
 
 
-@router.get("/stats", summary="Answered/handoff rates, feedback, latency, top unanswered questions")
+def _since(value: str | None) -> datetime | None:
+    """`since` as an aware UTC datetime; 422 naming the accepted forms otherwise."""
+    if value is None:
+        return None
+    problem = f"must be a date such as 2026-11-01 or a date-time such as 2026-11-01T09:30:00Z, got {value!r}"
+    invalid = RequestValidationError([{"loc": ("query", "since"), "msg": problem, "type": "value_error"}])
+    if not (_DATE.fullmatch(value) or _DATE_TIME.fullmatch(value)):
+        raise invalid
+    try:
+        return parse_since(value.upper()).astimezone(UTC)
+    except (ValueError, OverflowError):  # no such day, or a zone offset that leaves the calendar (year 0 or 10000)
+        raise invalid from None
+
+
+@router.get("/stats", summary="Answered/handoff rates, feedback, latency, top unanswered questions",
+            responses=error_responses(422, 503, s422="`since` or `top` is invalid",
+                                      s503="No conversation store is configured, or its database is unreachable"))
 def stats(services: ServicesDep, settings: SettingsDep,
-          since: str | None = Query(None, description="ISO date or datetime, e.g. 2026-11-01"),
+          since: str | None = Query(None, description="Only from this date (2026-11-01) or RFC 3339 date-time on",
+                                    json_schema_extra=_SINCE_SCHEMA),
           top: int = Query(10, ge=1, le=100)) -> dict:
     if services.store is None:
         raise ConfigurationError("statistics need a conversation store - set RAG_DATABASE_URL")
-    try:
-        start = parse_since(since) if since else None
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+    start = _since(since)
     return compute_stats(services.store, start, services.embedder, top, settings.dense_languages).to_dict()

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from fastapi import APIRouter
 
 from rag.api.dependencies import ChatDep, SettingsDep
-from rag.api.schemas import ChatRequest, ChatResponse, ErrorResponse
+from rag.api.schemas import CHAT_EVENT, ChatRequest, ChatResponse, error_responses, event_stream_response
 from rag.api.sse import error_payload, sse_event, sse_response
 from rag.api.validation import problem, question_problems, raise_if
 from rag.chat.service import ChatEvent, final_answer
@@ -14,19 +14,14 @@ from rag.core.types import Filters
 
 router = APIRouter(tags=["chat"])
 
-_ERRORS = {
-    400: {"model": ErrorResponse, "description": "Malformed JSON"},
-    413: {"model": ErrorResponse, "description": "Body too large"},
-    422: {"model": ErrorResponse, "description": "Invalid request (empty or over-long question, unknown field, ...)"},
-    502: {"model": ErrorResponse, "description": "The language model server is unreachable or failed"},
-    504: {"model": ErrorResponse, "description": "The language model server timed out"},
-}
+_RESPONSES = event_stream_response("The answer; with `stream: true`, Server-Sent Events", CHAT_EVENT) | error_responses(
+    400, 413, 422, 502, 503, 504, s422="Invalid request (empty or over-long question, unknown field, ...)")
 
 
 @router.post(
     "/chat",
     response_model=ChatResponse,
-    responses=_ERRORS,  # type: ignore[arg-type]  # FastAPI's annotation is narrower than the dicts it accepts
+    responses=_RESPONSES,
     summary="Ask a question; get a grounded, cited answer (or a handoff)",
     description="With `stream: true` the reply is Server-Sent Events: `delta` events carrying `{\"text\"}`, "
     "then one `done` event carrying the full response (with citations), or an `error` event.",

@@ -1,23 +1,25 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag.api.dependencies import ChatDep
-from rag.api.schemas import ErrorResponse
+from rag.api.schemas import error_responses
+from rag.api.validation import Text
 from rag.core.errors import ConfigurationError
 
 router = APIRouter(tags=["feedback"])
 
 
 class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    message_id: str = Field(..., min_length=1, max_length=128)
+    message_id: Annotated[Text, Field(min_length=1, max_length=128)] = Field(
+        ..., description="The `message_id` of a /chat answer.")
     rating: Literal["up", "down"]
-    comment: str | None = Field(None, max_length=2000)
+    comment: Annotated[Text, Field(max_length=2000)] | None = None
 
 
 class FeedbackResponse(BaseModel):
@@ -28,8 +30,8 @@ class FeedbackResponse(BaseModel):
 
 
 @router.post("/feedback", response_model=FeedbackResponse, summary="Thumbs up or down on an answer",
-             responses={404: {"model": ErrorResponse, "description": "No such message"},
-                        422: {"model": ErrorResponse, "description": "Invalid request"}})
+             responses=error_responses(400, 404, 413, 422, 503, s404="No such message",
+                                       s503="No conversation store is configured, or its database is unreachable"))
 def feedback(body: FeedbackRequest, chat: ChatDep) -> FeedbackResponse:
     if chat.store is None:
         raise ConfigurationError("feedback needs a conversation store - set RAG_DATABASE_URL")

@@ -12,55 +12,134 @@ set, is used as the conversation id. With RAG_API_KEYS set, a Bearer token is re
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator, Literal
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, HTTPException, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic_core import PydanticCustomError
 
-from rag.api.auth import bearer_token, matches_any
+from rag.api.auth import matches_any
 from rag.api.dependencies import ChatDep, SettingsDep
-from rag.api.schemas import ChatResponse
+from rag.api.schemas import COMPLETION_EVENT, ChatResponse, error_responses, event_stream_response
 from rag.api.sse import error_payload, sse_event, sse_response
-from rag.api.validation import question_problems, raise_if
+from rag.api.validation import Question, Text, question_problems, raise_if
 from rag.chat.service import ChatEvent, final_answer
 from rag.core.errors import RagError
 from rag.core.types import Answer
 
-
-def require_api_key(request: Request, settings: SettingsDep) -> None:
-    if settings.api_keys and not matches_any(bearer_token(request), settings.api_keys):
-        raise HTTPException(401, "Missing or invalid API key - send it as Authorization: Bearer <key>")
+# declared in the OpenAPI document only where RAG_API_KEYS is set (rag.api.openapi)
+BEARER = HTTPBearer(scheme_name="ApiKey", auto_error=False, description="One of RAG_API_KEYS")
 
 
-router = APIRouter(prefix="/v1", tags=["openai-compatible"], dependencies=[Depends(require_api_key)])
+def require_api_key(settings: SettingsDep,
+                    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]) -> None:
+    given = bearer.credentials.strip() if bearer else ""
+    if settings.api_keys and not matches_any(given, settings.api_keys):
+        raise HTTPException(401, "Missing or invalid API key - send it as Authorization: Bearer <key>",
+                            headers={"WWW-Authenticate": "Bearer"})
 
 
-class Message(BaseModel):
-    model_config = ConfigDict(extra="allow")
+router = APIRouter(prefix="/v1", tags=["openai-compatible"], dependencies=[Depends(require_api_key)],
+                   responses=error_responses(401))
 
-    role: Literal["system", "user", "assistant", "tool", "developer", "function"]
-    content: str | list[dict[str, Any]] | None = None
+
+class ContentPart(BaseModel):
+    """One part of a `content` list; only text parts carry meaning here."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    type: Annotated[Text, Field(max_length=64)]
+    text: Text | None = None
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    type: Literal["text"]
+    text: Question
+
+
+def _content_kind(value: Any) -> str:
+    return "(parts)" if isinstance(value, list) else "(text)"
+
+
+def _message_kind(value: Any) -> str:
+    role = value.get("role") if isinstance(value, dict) else getattr(value, "role", None)
+    return "(user)" if role == "user" else "(other)"
+
+
+# Unions tagged "(...)": only the branch that fits is validated, and rag.api.errors leaves the tag out of the
+# field it names (`messages.0.content`, not every branch's errors under pydantic's branch labels).
+UserContent = Annotated[
+    Annotated[Question, Tag("(text)")] | Annotated[list[TextPart], Field(min_length=1, max_length=1), Tag("(parts)")],
+    Discriminator(_content_kind),
+]
+OtherContent = Annotated[
+    Annotated[Text, Tag("(text)")] | Annotated[list[ContentPart], Tag("(parts)")], Discriminator(_content_kind)]
+
+
+class UserMessage(BaseModel):
+    """A customer's message: its text is a question, so it must have some (the limit is RAG_MAX_QUESTION_CHARS).
+    As a list, one text part: this bot reads text only, and an image or file would be silently lost."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    role: Literal["user"]
+    content: UserContent
+
+    def text(self) -> str:
+        return self.content[0].text if isinstance(self.content, list) else self.content
+
+
+class OtherMessage(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    role: Literal["system", "assistant", "tool", "developer", "function"]
+    content: OtherContent | None = None
 
     def text(self) -> str:
         if isinstance(self.content, list):  # content parts: keep the text ones
-            return " ".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+            return " ".join(p.text or "" for p in self.content if p.type == "text")
         return self.content or ""
+
+
+def _has_user_message(messages: list[UserMessage | OtherMessage]) -> list[UserMessage | OtherMessage]:
+    if not any(m.role == "user" for m in messages):
+        raise PydanticCustomError("no_user_message", "must include a non-empty user message (the customer's question)")
+    return messages
+
+
+_USER_PRESENT = {"contains": {"type": "object", "properties": {"role": {"const": "user"}}, "required": ["role"]}}
 
 
 class CompletionRequest(BaseModel):
     # OpenAI clients send many optional knobs (temperature, top_p, n, stream_options, ...): accepted, and the
     # ones that don't apply to a grounded answer are ignored.
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
-    model: str
-    messages: list[Message] = Field(..., min_length=1)
+    model: Annotated[Text, Field(max_length=256)] = Field(..., description="The id GET /v1/models lists.")
+    messages: Annotated[
+        list[Annotated[Annotated[UserMessage, Tag("(user)")] | Annotated[OtherMessage, Tag("(other)")],
+                       Discriminator(_message_kind)]],
+        Field(min_length=1, json_schema_extra=_USER_PRESENT),
+        AfterValidator(_has_user_message),
+    ]
     stream: bool = False
-    user: str | None = Field(None, max_length=128)
+    user: Annotated[Text, Field(max_length=128)] | None = Field(None, description="Used as the conversation id.")
 
 
 @router.get("/models", summary="The knowledge base, as a model")
 def models(settings: SettingsDep) -> dict:
-    return {"object": "list", "data": [{"id": settings.model_id(), "object": "model", "created": 0, "owned_by": "rag-support-bot"}]}
+    return {"object": "list",
+            "data": [{"id": settings.model_id(), "object": "model", "created": 0, "owned_by": "rag-support-bot"}]}
+
+
+def _usage(answer: Answer) -> dict[str, int]:
+    usage = answer.usage
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens}
 
 
 def _extras(answer: Answer) -> dict[str, Any]:
@@ -68,19 +147,26 @@ def _extras(answer: Answer) -> dict[str, Any]:
     return {
         "citations": response.model_dump()["citations"],
         "rag": {"answered": answer.answered, "handoff": answer.handoff, "conversation_id": answer.conversation_id,
-                "message_id": answer.message_id, "generator": answer.generator, "decline_reason": answer.decline_reason},
+                "message_id": answer.message_id, "generator": answer.generator,
+                "decline_reason": answer.decline_reason},
     }
 
 
-@router.post("/chat/completions", summary="Chat completion answered from the knowledge base")
+@router.post("/chat/completions", summary="Chat completion answered from the knowledge base",
+             responses=event_stream_response("The completion; with `stream: true`, chunks as Server-Sent Events",
+                                             COMPLETION_EVENT)
+             | error_responses(400, 404, 413, 422, 502, 503, 504, s404="No such model"))
 def chat_completions(body: CompletionRequest, chat: ChatDep, settings: SettingsDep):
     if body.model != settings.model_id():
-        raise HTTPException(404, f"The model {body.model!r} does not exist - GET /v1/models lists {settings.model_id()!r}")
+        raise HTTPException(404, f"The model {body.model!r} does not exist - "
+                                 f"GET /v1/models lists {settings.model_id()!r}")
     users = [i for i, m in enumerate(body.messages) if m.role == "user"]
-    if not users:
-        raise HTTPException(422, "messages must end with a non-empty user message (the customer's question)")
+    # the last user message is the question; earlier ones are held to the same limit, as the schema says
+    problems = []
+    for i in users:
+        problems += question_problems(body.messages[i].text(), settings, ("messages", i, "content"))
+    raise_if(problems)
     question = body.messages[users[-1]].text()
-    raise_if(question_problems(question, settings, ("messages", users[-1], "content")))
     history, pending = [], None
     for m in body.messages[: users[-1]]:
         if m.role == "user":
@@ -94,9 +180,9 @@ def chat_completions(body: CompletionRequest, chat: ChatDep, settings: SettingsD
         answer = final_answer(events)
         return {
             "id": f"chatcmpl-{answer.message_id}", "object": "chat.completion", "created": created, "model": body.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.answer}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": answer.usage.prompt_tokens, "completion_tokens": answer.usage.completion_tokens,
-                      "total_tokens": answer.usage.total_tokens},
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.answer},
+                         "finish_reason": "stop"}],
+            "usage": _usage(answer),
             **_extras(answer),
         }
     first = next(events)  # retrieval and the LLM connection fail here as a 502/504, before streaming starts
@@ -123,9 +209,7 @@ def _chunks(first: ChatEvent, events: Iterator[ChatEvent], model: str, created: 
                 yield chunk({"content": event[1]})
             else:
                 answer = event[1]
-                usage = {"prompt_tokens": answer.usage.prompt_tokens, "completion_tokens": answer.usage.completion_tokens,
-                         "total_tokens": answer.usage.total_tokens}
-                yield chunk({}, "stop", usage=usage, **_extras(answer))
+                yield chunk({}, "stop", usage=_usage(answer), **_extras(answer))
             event = next(events, None)
     except RagError as exc:
         yield sse_event(error_payload(exc))

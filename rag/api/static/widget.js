@@ -66,6 +66,16 @@
     return node;
   }
 
+  // Only http(s) links (relative ones resolve to the page's own scheme): a document's javascript: or data: URL
+  // must never become a clickable link, whatever the server sent.
+  function safeHref(url) {
+    if (!url) return null;
+    try {
+      var parsed = new URL(url, location.href);
+      return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+    } catch (e) { return null; }
+  }
+
   var state = load();
   function load() {
     try { return JSON.parse(localStorage.getItem(storeKey)) || { conversationId: null, messages: [] }; }
@@ -156,8 +166,9 @@
         var button = el("button", { type: "button", "class": "ragw-source", "aria-expanded": "false" }, label);
         var snippet = el("div", { "class": "ragw-snippet" }, c.snippet);
         snippet.hidden = true;
-        if (c.url) {
-          var link = el("a", { href: c.url, target: "_blank", rel: "noopener noreferrer" }, c.url);
+        var href = safeHref(c.url);
+        if (href) {
+          var link = el("a", { href: href, target: "_blank", rel: "noopener noreferrer" }, c.url);
           snippet.appendChild(el("br"));
           snippet.appendChild(link);
         }

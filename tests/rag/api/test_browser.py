@@ -17,11 +17,11 @@ import pytest
 from rag.api import create_app
 from rag.chat.service import ChatService
 from rag.conversations import SQLAlchemyConversationStore
+from rag.core.settings import Settings
 from rag.generation.extractive import ExtractiveGenerator
 from rag.store.knowledge_base import KnowledgeBase
-from rag.wiring import Services, create_retriever
-from rag.core.settings import Settings
 from rag.text.tokenizer import get_encoding
+from rag.wiring import Services, create_retriever
 from tests.servers import _missing, free_port, uvicorn_in_thread
 
 pytestmark = pytest.mark.integration

@@ -13,14 +13,14 @@ import httpx
 import pytest
 
 from rag.api import create_app
+from rag.chat.handoff import WebhookNotifier
 from rag.chat.service import ChatService
 from rag.conversations import SQLAlchemyConversationStore
-from rag.generation.extractive import ExtractiveGenerator
-from rag.chat.handoff import WebhookNotifier
-from rag.store.knowledge_base import KnowledgeBase
-from rag.wiring import Services, create_retriever
 from rag.core.settings import Settings
+from rag.generation.extractive import ExtractiveGenerator
+from rag.store.knowledge_base import KnowledgeBase
 from rag.text.tokenizer import get_encoding
+from rag.wiring import Services, create_retriever
 from tests.postgres import create_database
 from tests.receivers import webhook_receiver
 from tests.servers import uvicorn_in_thread

@@ -3,21 +3,20 @@ through /chat on a real uvicorn server. A 135M model tests protocol and plumbing
 
 from __future__ import annotations
 
-
 import httpx
 import pytest
 
 from rag.api import create_app
 from rag.chat.service import ChatService
-from rag.generation.protocol import GenerationRequest
+from rag.core.settings import Settings
+from rag.core.types import Chunk, Passage, Usage
 from rag.generation.llamacpp import LlamaCppGenerator
 from rag.generation.openai_compatible import OpenAIGenerator
-from rag.store.knowledge_base import KnowledgeBase
 from rag.generation.prompting import build_prompt
-from rag.wiring import Services, create_retriever
-from rag.core.settings import Settings
+from rag.generation.protocol import GenerationRequest
+from rag.store.knowledge_base import KnowledgeBase
 from rag.text.tokenizer import get_encoding
-from rag.core.types import Chunk, Passage, Usage
+from rag.wiring import Services, create_retriever
 from tests.servers import free_port, llama_cpp_server, silent_server, smollm2_gguf, sse_events, uvicorn_in_thread
 
 pytestmark = pytest.mark.integration
