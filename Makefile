@@ -39,8 +39,8 @@ browser:
 
 # lint, format, types and the layering contract (pyproject.toml: [tool.ruff], [tool.mypy], [tool.importlinter])
 check: install-dev
-	$(BIN)/ruff check rag ingest tests benchmarks
-	$(BIN)/ruff format --check rag ingest tests benchmarks
+	$(BIN)/ruff check rag ingest tests benchmarks conftest.py .ci
+	$(BIN)/ruff format --check rag ingest tests benchmarks conftest.py .ci
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -46,7 +46,9 @@ def wait_for_health(base: str, proc: subprocess.Popen, log: Path) -> dict:
             return get_json(f"{base}/health")
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(2)
-    sys.exit(f"`make run` did not serve {base}/health within {START_TIMEOUT_S}s; its output:\n{log.read_text()[-4000:]}")
+    sys.exit(
+        f"`make run` did not serve {base}/health within {START_TIMEOUT_S}s; its output:\n{log.read_text()[-4000:]}"
+    )
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -67,8 +69,14 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "VIRTUAL_ENV"))}
         started = time.monotonic()
         with open(log, "wb") as out:
-            proc = subprocess.Popen(["make", "run", f"PORT={port}"], cwd=clone, env=env, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                ["make", "run", f"PORT={port}"],
+                cwd=clone,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         base = f"http://127.0.0.1:{port}"
         try:
             health = wait_for_health(base, proc, log)
@@ -80,9 +88,11 @@ def main() -> None:
         sys.exit(f"/health after `make run` is not ok or serves an empty knowledge base: {health}")
     if not answer.get("answered") or not answer.get("citations"):
         sys.exit(f"`make run` served, but {QUESTION!r} got no cited answer: {answer}")
-    print(f"make run: fresh clone served /health in {ready_s:.0f}s "
-          f"({health['knowledge_base']['chunks']} chunks); {QUESTION!r} -> {answer['answer'][:80]!r} "
-          f"[{answer['citations'][0]['source']}]")
+    print(
+        f"make run: fresh clone served /health in {ready_s:.0f}s "
+        f"({health['knowledge_base']['chunks']} chunks); {QUESTION!r} -> {answer['answer'][:80]!r} "
+        f"[{answer['citations'][0]['source']}]"
+    )
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ support score of each question (rag.chat.decline.support_score: best cosine simi
 the question by the top passages as the chat's retriever returns them; lexical coverage alone for a language the
 embedding model does not cover) is recorded; the threshold chosen is the middle of the range whose mean
 balanced accuracy over datasets is within 0.005 of the best, separately for English and Chinese questions (the
-embedding model scores the two on different scales). ClapNQ's unanswerable questions are reported too: they are on-topic, so a score
-threshold alone cannot catch them, and they are not used to choose.
+embedding model scores the two on different scales). ClapNQ's unanswerable questions are reported too: they are
+on-topic, so a score threshold alone cannot catch them, and they are not used to choose.
 """
 
 from __future__ import annotations
@@ -52,7 +52,10 @@ def main() -> None:
     for name, d in datasets.items():
         questions[name] = [(q, d.queries[q]) for q in d.judged_queries]
         unanswerable[name] = [q for q, gold in d.answers.items() if not gold and q in d.queries]
-    all_texts = sorted({t for qs in questions.values() for _, t in qs} | {datasets[n].queries[q] for n, qs in unanswerable.items() for q in qs})
+    all_texts = sorted(
+        {t for qs in questions.values() for _, t in qs}
+        | {datasets[n].queries[q] for n, qs in unanswerable.items() for q in qs}
+    )
     lang = {t: detect_language(t) for t in all_texts}
 
     # scores[lang]["in"|"out"][dataset] -> list of best scores
@@ -68,8 +71,10 @@ def main() -> None:
 
                 def best(texts: list[str], retriever: Retriever = retriever) -> list[float]:
                     found = retriever.retrieve_many(texts, settings.top_k) if texts else []
-                    return [support_score(t, passages, lang[t] in settings.dense_languages)
-                            for t, passages in zip(texts, found, strict=True)]
+                    return [
+                        support_score(t, passages, lang[t] in settings.dense_languages)
+                        for t, passages in zip(texts, found, strict=True)
+                    ]
 
                 for name_q, qs in questions.items():
                     side = "in" if name_q == name else "out"
@@ -89,7 +94,10 @@ def main() -> None:
 
     grid = np.round(np.arange(0.05, 1.00, 0.01), 2)
     print("support score: in-domain (should answer) vs out-of-domain (should decline)")
-    print(f"{'lang':<5} {'threshold':>9} {'dataset':<10} {'in-domain answered':>19} {'out-of-domain declined':>23} {'balanced':>9}")
+    print(
+        f"{'lang':<5} {'threshold':>9} {'dataset':<10} {'in-domain answered':>19} "
+        f"{'out-of-domain declined':>23} {'balanced':>9}"
+    )
     chosen: dict[str, float] = {}
     for lg in ("en", "zh"):
         names = [n for n in scores[lg]["in"] if n in scores[lg]["out"]]
@@ -115,20 +123,29 @@ def main() -> None:
             if n not in scores[lg]["out"]:
                 continue
             i, o = np.array(scores[lg]["in"][n]), np.array(scores[lg]["out"][n])
-            print(f"{lg:<5} {t_best:>9.2f} {n:<10} {(i >= t_best).mean():>19.3f} {(o < t_best).mean():>23.3f} "
-                  f"{((i >= t_best).mean() + (o < t_best).mean()) / 2:>9.3f}   (n={len(i)} in, {len(o)} out)")
+            print(
+                f"{lg:<5} {t_best:>9.2f} {n:<10} {(i >= t_best).mean():>19.3f} {(o < t_best).mean():>23.3f} "
+                f"{((i >= t_best).mean() + (o < t_best).mean()) / 2:>9.3f}   (n={len(i)} in, {len(o)} out)"
+            )
     for n, s in near.items():
         if s:
             t = chosen.get("en", 0.0)
-            print(f"near-domain unanswerable ({n}, en): declined {np.mean(np.array(s) < t):.3f} at {t:.2f} (n={len(s)})")
+            print(
+                f"near-domain unanswerable ({n}, en): declined {np.mean(np.array(s) < t):.3f} at {t:.2f} (n={len(s)})"
+            )
     if faq:
         print("curated FAQ answers (stackfaq top match): threshold, share of questions answered verbatim, precision")
         for t in sorted({0.55, 0.6, 0.65, 0.7, 0.75, settings.faq_min_score}):
             chosen_faq = [ok for text, passage, ok in faq if faq_match(text, passage, t)]
-            print(f"  {t:.2f}  coverage {len(chosen_faq) / len(faq):.3f}  precision "
-                  f"{(sum(chosen_faq) / len(chosen_faq)) if chosen_faq else 0:.4f}"
-                  + ("   <- RAG_FAQ_MIN_SCORE" if t == settings.faq_min_score else ""))
-    print("chosen: " + ", ".join(f"{'RAG_MIN_SCORE' if lg == 'en' else 'RAG_MIN_SCORE_ZH'}={t:.2f}" for lg, t in chosen.items()))
+            print(
+                f"  {t:.2f}  coverage {len(chosen_faq) / len(faq):.3f}  precision "
+                f"{(sum(chosen_faq) / len(chosen_faq)) if chosen_faq else 0:.4f}"
+                + ("   <- RAG_FAQ_MIN_SCORE" if t == settings.faq_min_score else "")
+            )
+    print(
+        "chosen: "
+        + ", ".join(f"{'RAG_MIN_SCORE' if lg == 'en' else 'RAG_MIN_SCORE_ZH'}={t:.2f}" for lg, t in chosen.items())
+    )
 
 
 if __name__ == "__main__":

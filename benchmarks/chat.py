@@ -41,8 +41,14 @@ RAG = str(Path(sys.executable).with_name("rag"))
 
 def questions() -> list[str]:
     demo = json.loads((ROOT / "tests" / "fixtures" / "demo_questions.json").read_text(encoding="utf-8"))
-    extra = ["How long does standard shipping take?", "How much is express shipping?", "Do gift cards expire?",
-             "How do I reset my password?", "What is the return window?", "Who won the 1998 world cup?"]
+    extra = [
+        "How long does standard shipping take?",
+        "How much is express shipping?",
+        "Do gift cards expire?",
+        "How do I reset my password?",
+        "What is the return window?",
+        "Who won the 1998 world cup?",
+    ]
     return [q["question"] for q in demo] + extra
 
 
@@ -84,8 +90,13 @@ def main() -> None:
 
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        with process([RAG, "serve", "--kb", str(kb_dir), "--port", str(port), "--generator", "extractive"],
-                     f"{base}/health", env=env, timeout=120, log=Path(tmp) / "serve.log"):
+        with process(
+            [RAG, "serve", "--kb", str(kb_dir), "--port", str(port), "--generator", "extractive"],
+            f"{base}/health",
+            env=env,
+            timeout=120,
+            log=Path(tmp) / "serve.log",
+        ):
             with httpx.Client(timeout=60) as client:
                 for q in qs:  # warm-up
                     client.post(f"{base}/chat", json={"question": q})
@@ -110,27 +121,59 @@ def main() -> None:
         # --- 2. overhead around an LLM call ---------------------------------------------------------------
         n_ctx = 2048
         with llama_cpp_server(n_ctx=n_ctx, log=Path(tmp) / "llm.log") as llm_url:
-            llm_settings = dict(RAG_GENERATOR="openai", RAG_LLM_BASE_URL=llm_url, RAG_LLM_MODEL="smollm2",
-                                RAG_LLM_CONTEXT_WINDOW=str(n_ctx), RAG_LLM_MAX_TOKENS="32", RAG_LLM_TEMPERATURE="0",
-                                RAG_TOP_K=str(args.llm_top_k))
+            llm_settings = dict(
+                RAG_GENERATOR="openai",
+                RAG_LLM_BASE_URL=llm_url,
+                RAG_LLM_MODEL="smollm2",
+                RAG_LLM_CONTEXT_WINDOW=str(n_ctx),
+                RAG_LLM_MAX_TOKENS="32",
+                RAG_LLM_TEMPERATURE="0",
+                RAG_TOP_K=str(args.llm_top_k),
+            )
             port = free_port()
             base = f"http://127.0.0.1:{port}"
-            bench_settings = Settings(kb_dir=kb_dir, _env_file=None, llm_context_window=n_ctx, llm_max_tokens=32,
-                                      top_k=args.llm_top_k)
-            with process([RAG, "serve", "--kb", str(kb_dir), "--port", str(port)], f"{base}/health",
-                         env={**env, **llm_settings}, timeout=120, log=Path(tmp) / "serve-llm.log"), \
-                    httpx.Client(timeout=120) as client:
+            bench_settings = Settings(
+                kb_dir=kb_dir, _env_file=None, llm_context_window=n_ctx, llm_max_tokens=32, top_k=args.llm_top_k
+            )
+            with (
+                process(
+                    [RAG, "serve", "--kb", str(kb_dir), "--port", str(port)],
+                    f"{base}/health",
+                    env={**env, **llm_settings},
+                    timeout=120,
+                    log=Path(tmp) / "serve-llm.log",
+                ),
+                httpx.Client(timeout=120) as client,
+            ):
                 encoding = get_encoding()
                 answerable = [q for q in qs if "world cup" not in q]
 
                 def bust() -> None:
-                    client.post(f"{llm_url}/chat/completions", json={"model": "smollm2", "max_tokens": 1, "messages": [
-                        {"role": "system", "content": "Cache buster."}, {"role": "user", "content": "hi"}]})
+                    client.post(
+                        f"{llm_url}/chat/completions",
+                        json={
+                            "model": "smollm2",
+                            "max_tokens": 1,
+                            "messages": [
+                                {"role": "system", "content": "Cache buster."},
+                                {"role": "user", "content": "hi"},
+                            ],
+                        },
+                    )
 
                 def direct_ttft(messages) -> float:
                     started = time.perf_counter()
-                    with client.stream("POST", f"{llm_url}/chat/completions", json={
-                            "model": "smollm2", "messages": messages, "stream": True, "max_tokens": 32, "temperature": 0}) as r:
+                    with client.stream(
+                        "POST",
+                        f"{llm_url}/chat/completions",
+                        json={
+                            "model": "smollm2",
+                            "messages": messages,
+                            "stream": True,
+                            "max_tokens": 32,
+                            "temperature": 0,
+                        },
+                    ) as r:
                         for line in r.iter_lines():
                             if line.startswith("data: ") and line != "data: [DONE]":
                                 delta = json.loads(line[6:])["choices"][0]["delta"].get("content")
@@ -158,8 +201,15 @@ def main() -> None:
                 direct, through, pairs = [], [], []
                 for q in (answerable * 5)[: args.llm_requests + 2]:
                     passages = retriever.retrieve(q, bench_settings.top_k)
-                    prompt = build_prompt(q, passages, language=detect_language(q), encoding=encoding,
-                                          context_window=n_ctx, answer_tokens=32, margin=bench_settings.llm_context_margin)
+                    prompt = build_prompt(
+                        q,
+                        passages,
+                        language=detect_language(q),
+                        encoding=encoding,
+                        context_window=n_ctx,
+                        answer_tokens=32,
+                        margin=bench_settings.llm_context_margin,
+                    )
                     bust()
                     d = direct_ttft(prompt.messages)
                     bust()

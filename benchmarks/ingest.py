@@ -60,14 +60,22 @@ def main() -> None:
                     texts = [c.embedding_text() for c in kb.all_chunks()]
                 assert len(texts) == report.chunks_embedded
             started = time.perf_counter()
-            embedder.model.encode(texts, batch_size=settings.embedding_batch_size, normalize_embeddings=True,
-                                  convert_to_numpy=True, show_progress_bar=False)
+            embedder.model.encode(
+                texts,
+                batch_size=settings.embedding_batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
             raw_s.append(time.perf_counter() - started)
 
         rag = Path(sys.executable).with_name("rag")
         started = time.perf_counter()
-        subprocess.run([str(rag), "ingest", *map(str, corpus), "--kb", str(Path(tmp) / "cli"), "--no-progress"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [str(rag), "ingest", *map(str, corpus), "--kb", str(Path(tmp) / "cli"), "--no-progress"],
+            check=True,
+            capture_output=True,
+        )
         cli_s = time.perf_counter() - started
 
     n = len(texts)
@@ -78,8 +86,12 @@ def main() -> None:
         ("`rag ingest` CLI, incl. start-up", cli_s, n / cli_s, raw / cli_s),
     ]
     print(f"corpus: {', '.join(str(c) for c in corpus)}")
-    print(f"chunks: {n}   model load: {load_s:.1f}s   runs: {args.repeat} (median)   raw runs: "
-          + ", ".join(f"{s:.1f}s" for s in raw_s) + "   pipeline runs: " + ", ".join(f"{s:.1f}s" for s in pipeline_s))
+    print(
+        f"chunks: {n}   model load: {load_s:.1f}s   runs: {args.repeat} (median)   raw runs: "
+        + ", ".join(f"{s:.1f}s" for s in raw_s)
+        + "   pipeline runs: "
+        + ", ".join(f"{s:.1f}s" for s in pipeline_s)
+    )
     print(f"{'method':<34} {'seconds':>8} {'chunks/s':>9} {'vs raw':>7}")
     for name, seconds, rate, ratio in rows:
         print(f"{name:<34} {seconds:>8.2f} {rate:>9.1f} {ratio:>7.2f}")

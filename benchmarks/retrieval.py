@@ -46,19 +46,25 @@ def real_texts(limit: int) -> tuple[list[str], list[str]]:
             text = json.loads(line)["text"]
             spans = sentence_spans(text)
             for i in range(0, len(spans), 3):
-                piece = " ".join(text[s.start:s.end] for s in spans[i:i + 3])
+                piece = " ".join(text[s.start : s.end] for s in spans[i : i + 3])
                 if len(piece) > 40:
                     passages.append(piece)
-        questions += [json.loads(q)["text"] for q in (folder / "queries.jsonl").read_text(encoding="utf-8").splitlines()[:100]]
+        questions += [
+            json.loads(q)["text"] for q in (folder / "queries.jsonl").read_text(encoding="utf-8").splitlines()[:100]
+        ]
     if not passages:
         for path in sorted((ROOT / "data").glob("*.md")):
             text = path.read_text(encoding="utf-8")
-            passages += [text[s.start:s.end] for s in sentence_spans(text) if s.end - s.start > 40]
-        questions = [q["question"] for q in json.loads((ROOT / "tests/fixtures/demo_questions.json").read_text(encoding="utf-8"))]
+            passages += [text[s.start : s.end] for s in sentence_spans(text) if s.end - s.start > 40]
+        questions = [
+            q["question"] for q in json.loads((ROOT / "tests/fixtures/demo_questions.json").read_text(encoding="utf-8"))
+        ]
     return passages[:limit], questions
 
 
-def build_kb(path: Path, texts: list[str], vectors: np.ndarray, size: int, index_type: str, model: str) -> KnowledgeBase:
+def build_kb(
+    path: Path, texts: list[str], vectors: np.ndarray, size: int, index_type: str, model: str
+) -> KnowledgeBase:
     rng = np.random.default_rng(7)
     kb = KnowledgeBase.create(path, embedding_model=model, dimension=vectors.shape[1], index_type=index_type)
     updates = []
@@ -90,8 +96,10 @@ def main() -> None:
     texts, questions = real_texts(args.base)
     started = time.perf_counter()
     vectors = embedder.embed(texts)
-    print(f"embedded {len(texts)} distinct passages in {time.perf_counter() - started:.0f}s; "
-          f"{min(args.queries, len(questions))} questions")
+    print(
+        f"embedded {len(texts)} distinct passages in {time.perf_counter() - started:.0f}s; "
+        f"{min(args.queries, len(questions))} questions"
+    )
     questions = (questions * (1 + args.queries // max(1, len(questions))))[: args.queries]
 
     import bm25s
@@ -103,7 +111,9 @@ def main() -> None:
                 started = time.perf_counter()
                 kb = build_kb(Path(tmp) / f"{size}-{index_type}", texts, vectors, size, index_type, embedder.name)
                 build_s = time.perf_counter() - started
-                retrievers = {kind: create_retriever(kind, kb, embedder, settings) for kind in ("bm25", "dense", "hybrid")}
+                retrievers = {
+                    kind: create_retriever(kind, kb, embedder, settings) for kind in ("bm25", "dense", "hybrid")
+                }
                 if index_type == "hnsw":
                     retrievers = {"dense": retrievers["dense"], "hybrid": retrievers["hybrid"]}
                 for kind, retriever in retrievers.items():
@@ -125,8 +135,10 @@ def main() -> None:
     hybrid_hnsw = [r for r in rows if r[0] == max(args.sizes) and r[1] == "hybrid (hnsw)"]
     if hybrid_hnsw:
         p95 = hybrid_hnsw[0][3]
-        print(f"hybrid (hnsw) p95 at {max(args.sizes)} chunks: {p95:.1f} ms "
-              f"{'meets' if p95 <= 20 else 'MISSES'} the target <= 20 ms")
+        print(
+            f"hybrid (hnsw) p95 at {max(args.sizes)} chunks: {p95:.1f} ms "
+            f"{'meets' if p95 <= 20 else 'MISSES'} the target <= 20 ms"
+        )
 
 
 def baselines(kb: KnowledgeBase, embedder, questions: list[str], size: int, k: int, bm25s) -> list[tuple]:
@@ -161,7 +173,11 @@ def baselines(kb: KnowledgeBase, embedder, questions: list[str], size: int, k: i
         return sorted(fused, key=fused.get, reverse=True)[:k]
 
     out = []
-    for name, fn in (("baseline: numpy brute-force dense", dense), ("baseline: bm25s", sparse), ("baseline: RRF(numpy, bm25s)", rrf)):
+    for name, fn in (
+        ("baseline: numpy brute-force dense", dense),
+        ("baseline: bm25s", sparse),
+        ("baseline: RRF(numpy, bm25s)", rrf),
+    ):
         for q in questions[:10]:
             fn(q)
         ms = []

@@ -24,7 +24,9 @@ class _Counter:
         return len(self.encoding.encode(self.text[start:end], disallowed_special=()))
 
 
-def _split_by_tokens(text: str, span: Span, max_tokens: int, count: _Counter, encoding: tiktoken.Encoding) -> list[Span]:
+def _split_by_tokens(
+    text: str, span: Span, max_tokens: int, count: _Counter, encoding: tiktoken.Encoding
+) -> list[Span]:
     """Cut one over-long sentence at token boundaries (character offsets, so CJK characters stay whole)."""
     tokens = encoding.encode(text[span.start : span.end], disallowed_special=())
     _, offsets = encoding.decode_with_offsets(tokens)

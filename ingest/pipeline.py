@@ -112,7 +112,14 @@ def ingest(
     started = time.perf_counter()
     report = IngestReport()
     encoding = get_encoding(settings.tokenizer_encoding)
-    salt = f"{PIPELINE_VERSION}/{settings.tokenizer_encoding}/{settings.chunk_tokens}/{settings.chunk_overlap}/{embedder.name}"
+    parts = (
+        PIPELINE_VERSION,
+        settings.tokenizer_encoding,
+        settings.chunk_tokens,
+        settings.chunk_overlap,
+        embedder.name,
+    )
+    salt = "/".join(str(p) for p in parts)
 
     kb = KnowledgeBase.create(
         kb_dir,

@@ -65,4 +65,3 @@ __all__ = [
     "Settings",
     "build_services",
 ]
-

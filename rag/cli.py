@@ -1,11 +1,11 @@
 """`rag`: the command line. A thin edge: parse arguments, call the library, print, map errors to exit codes.
 
-    rag ingest PATH... [--kb DIR]          build or update a knowledge base (exit 1 when some files failed)
-    rag ask "QUESTION" [--kb DIR] [--json] a grounded, cited answer (or a handoff), as /chat gives it
-    rag serve [--kb DIR] [--host] [--port] the HTTP API (POST /chat, GET /health, docs at /docs)
-    rag eval DATASET_DIR [--k 10]          retrieval (and, with answers.jsonl, answer) quality on a BEIR folder
-    rag report [--since DATE] [--html F]   how the bot performs: rates, feedback, latency, unanswered questions
-    rag info [--kb DIR]                    what a knowledge base holds
+rag ingest PATH... [--kb DIR]          build or update a knowledge base (exit 1 when some files failed)
+rag ask "QUESTION" [--kb DIR] [--json] a grounded, cited answer (or a handoff), as /chat gives it
+rag serve [--kb DIR] [--host] [--port] the HTTP API (POST /chat, GET /health, docs at /docs)
+rag eval DATASET_DIR [--k 10]          retrieval (and, with answers.jsonl, answer) quality on a BEIR folder
+rag report [--since DATE] [--html F]   how the bot performs: rates, feedback, latency, unanswered questions
+rag info [--kb DIR]                    what a knowledge base holds
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ def _parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--kb", type=Path, help="knowledge base directory (default ./kb, or RAG_KB_DIR)")
-        p.add_argument("--model", help="embedding model name or path (default all-MiniLM-L6-v2, or RAG_EMBEDDING_MODEL)")
+        p.add_argument(
+            "--model", help="embedding model name or path (default all-MiniLM-L6-v2, or RAG_EMBEDDING_MODEL)"
+        )
 
     p = sub.add_parser("ingest", help="add or update documents in the knowledge base")
     p.add_argument("paths", nargs="+", type=Path, help="files or folders")
@@ -82,11 +84,17 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate retrieval on a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
     p.add_argument("dataset", type=Path)
-    p.add_argument("--retriever", choices=["dense", "bm25", "hybrid", "all"], default="hybrid",
-                   help="which retriever to score; `all` scores the three side by side (default hybrid)")
+    p.add_argument(
+        "--retriever",
+        choices=["dense", "bm25", "hybrid", "all"],
+        default="hybrid",
+        help="which retriever to score; `all` scores the three side by side (default hybrid)",
+    )
     p.add_argument("--k", type=int, default=10, help="cut-off for the metrics (default 10)")
     p.add_argument("--model", help="embedding model name or path")
-    p.add_argument("--generator", choices=["extractive", "openai", "llamacpp"], help="override RAG_GENERATOR for answer evaluation")
+    p.add_argument(
+        "--generator", choices=["extractive", "openai", "llamacpp"], help="override RAG_GENERATOR for answer evaluation"
+    )
     p.add_argument("--no-answers", action="store_true", help="skip answer evaluation even if answers.jsonl exists")
     p.add_argument("--json", dest="json_file", type=Path, help="also write the metrics to this JSON file")
     p.set_defaults(func=cmd_eval)
@@ -107,9 +115,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for arg, key in (("kb", "kb_dir"), ("model", "embedding_model"), ("index", "index_type"),
-                     ("chunk_tokens", "chunk_tokens"), ("chunk_overlap", "chunk_overlap"), ("top_k", "top_k"),
-                     ("generator", "generator"), ("host", "host"), ("port", "port")):
+    for arg, key in (
+        ("kb", "kb_dir"),
+        ("model", "embedding_model"),
+        ("index", "index_type"),
+        ("chunk_tokens", "chunk_tokens"),
+        ("chunk_overlap", "chunk_overlap"),
+        ("top_k", "top_k"),
+        ("generator", "generator"),
+        ("host", "host"),
+        ("port", "port"),
+    ):
         value = getattr(args, arg, None)
         if value is not None:
             overrides[key] = value
@@ -146,8 +162,9 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     filters = _parse_filters(args)
     services = build_services(settings)
     try:
-        answer = services.chat.answer(args.question, top_k=settings.top_k, filters=filters,
-                                      conversation_id=args.conversation)
+        answer = services.chat.answer(
+            args.question, top_k=settings.top_k, filters=filters, conversation_id=args.conversation
+        )
     finally:
         services.close()
     if args.json:
@@ -168,8 +185,11 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         print("\nretrieved passages:")
         for rank, p in enumerate(answer.passages, start=1):
             chunk = p.chunk
-            print(f"  {rank}. {p.score:.3f} {chunk.source}" + (f" row {chunk.row}" if chunk.row else "")
-                  + (f" p.{chunk.page}" if chunk.page else ""))
+            print(
+                f"  {rank}. {p.score:.3f} {chunk.source}"
+                + (f" row {chunk.row}" if chunk.row else "")
+                + (f" p.{chunk.page}" if chunk.page else "")
+            )
     return 0
 
 
@@ -180,8 +200,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if not KnowledgeBase.exists(settings.kb_dir):
         raise KnowledgeBaseNotFound(settings.kb_dir)
-    print(f"serving {settings.kb_dir} on http://{settings.host}:{settings.port} "
-          f"(generator: {settings.resolved_generator()})", flush=True)
+    print(
+        f"serving {settings.kb_dir} on http://{settings.host}:{settings.port} "
+        f"(generator: {settings.resolved_generator()})",
+        flush=True,
+    )
     serve(settings)
     return 0
 
@@ -213,7 +236,9 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
                 # documents split into several chunks: fetch extra chunks so k distinct documents remain
                 found = retriever.retrieve_many([dataset.queries[q] for q in qids], k=max(5 * args.k, 50))
                 query_s = time.perf_counter() - started
-                metrics = score_rankings({q: ranked_records(r) for q, r in zip(qids, found, strict=True)}, dataset.qrels, args.k)
+                metrics = score_rankings(
+                    {q: ranked_records(r) for q, r in zip(qids, found, strict=True)}, dataset.qrels, args.k
+                )
                 result: dict[str, Any] = {k: round(v, 4) for k, v in metrics.items()}
                 result.update(ingest_seconds=round(ingest_s, 2), query_ms=round(1000 * query_s / max(1, len(qids)), 2))
                 if kind == answer_kind and dataset.answers and not args.no_answers:
@@ -222,19 +247,32 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
                     result["answers"] = {"generator": service.generator.name, **score_answers(answers, dataset)}
                 results[kind] = result
     k = args.k
-    print(f"{'dataset':<12} {'retriever':<10} {'ndcg@' + str(k):>9} {'recall@' + str(k):>10} {'mrr@' + str(k):>8} {'queries':>8} {'ms/query':>9}")
+    print(
+        f"{'dataset':<12} {'retriever':<10} {'ndcg@' + str(k):>9} {'recall@' + str(k):>10} {'mrr@' + str(k):>8} "
+        f"{'queries':>8} {'ms/query':>9}"
+    )
     for kind, r in results.items():
-        print(f"{args.dataset.name:<12} {kind:<10} {r[f'ndcg@{k}']:>9.4f} {r[f'recall@{k}']:>10.4f} "
-              f"{r[f'mrr@{k}']:>8.4f} {r['queries']:>8} {r['query_ms']:>9.2f}")
+        print(
+            f"{args.dataset.name:<12} {kind:<10} {r[f'ndcg@{k}']:>9.4f} {r[f'recall@{k}']:>10.4f} "
+            f"{r[f'mrr@{k}']:>8.4f} {r['queries']:>8} {r['query_ms']:>9.2f}"
+        )
     for kind, r in results.items():
         if "answers" in r:
             a = r["answers"]
-            shown = {key: ("-" if a[key] is None else f"{a[key]:.4f}") for key in ("answer_accuracy", "answered_rate", "decline_accuracy", "citation_precision")}
-            print(f"answers ({kind}, {a['generator']}): accuracy {shown['answer_accuracy']} on {a['answerable']} answerable, "
-                  f"answered {shown['answered_rate']}, decline accuracy {shown['decline_accuracy']} on {a['unanswerable']} "
-                  f"unanswerable, citation precision {shown['citation_precision']}")
+            shown = {
+                key: ("-" if a[key] is None else f"{a[key]:.4f}")
+                for key in ("answer_accuracy", "answered_rate", "decline_accuracy", "citation_precision")
+            }
+            print(
+                f"answers ({kind}, {a['generator']}): accuracy {shown['answer_accuracy']} "
+                f"on {a['answerable']} answerable, answered {shown['answered_rate']}, "
+                f"decline accuracy {shown['decline_accuracy']} on {a['unanswerable']} unanswerable, "
+                f"citation precision {shown['citation_precision']}"
+            )
     if args.json_file:
-        args.json_file.write_text(json.dumps({"dataset": str(args.dataset), **results}, indent=2) + "\n", encoding="utf-8")
+        args.json_file.write_text(
+            json.dumps({"dataset": str(args.dataset), **results}, indent=2) + "\n", encoding="utf-8"
+        )
     return 0
 
 
@@ -255,10 +293,15 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(stats.to_dict(), ensure_ascii=False, indent=2))
     else:
         print(f"period: {'since ' + stats.since if stats.since else 'all time'}")
-        print(f"conversations {stats.conversations}, questions {stats.questions}, answered {format_percent(stats.answered_rate)}, "
-              f"handed off {format_percent(stats.handoff_rate)}")
-        print(f"feedback: {stats.feedback_up} up, {stats.feedback_down} down; latency p50 {stats.latency_p50_ms} ms, "
-              f"p95 {stats.latency_p95_ms} ms")
+        print(
+            f"conversations {stats.conversations}, questions {stats.questions}, "
+            f"answered {format_percent(stats.answered_rate)}, "
+            f"handed off {format_percent(stats.handoff_rate)}"
+        )
+        print(
+            f"feedback: {stats.feedback_up} up, {stats.feedback_down} down; latency p50 {stats.latency_p50_ms} ms, "
+            f"p95 {stats.latency_p95_ms} ms"
+        )
         if stats.top_unanswered:
             print("top unanswered questions (grouped by similarity):")
             for g in stats.top_unanswered:

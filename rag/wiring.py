@@ -47,13 +47,21 @@ class Services:
 
 
 def create_embedder(settings: Settings) -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder(settings.embedding_model, device=settings.embedding_device,
-                                       batch_size=settings.embedding_batch_size, offline=settings.hf_offline)
+    return SentenceTransformerEmbedder(
+        settings.embedding_model,
+        device=settings.embedding_device,
+        batch_size=settings.embedding_batch_size,
+        offline=settings.hf_offline,
+    )
 
 
 def open_knowledge_base(settings: Settings, *, check_model: bool = True) -> KnowledgeBase:
-    return KnowledgeBase.open(settings.kb_dir, embedding_model=settings.embedding_model if check_model else None,
-                              ef_search=settings.hnsw_ef_search, nprobe=settings.ivf_nprobe)
+    return KnowledgeBase.open(
+        settings.kb_dir,
+        embedding_model=settings.embedding_model if check_model else None,
+        ef_search=settings.hnsw_ef_search,
+        nprobe=settings.ivf_nprobe,
+    )
 
 
 def create_retriever(kind: str, kb: KnowledgeBase, embedder: Embedder | None, settings: Settings) -> Retriever:
@@ -66,9 +74,13 @@ def create_retriever(kind: str, kb: KnowledgeBase, embedder: Embedder | None, se
         return DenseRetriever(kb, embedder)
     if kind == "hybrid":
         return HybridRetriever(
-            kb, embedder, dense_weight=settings.hybrid_dense_weight,
-            foreign_dense_weight=settings.hybrid_foreign_dense_weight, dense_languages=settings.dense_languages,
-            candidates=settings.hybrid_candidates, near_duplicate_similarity=settings.near_duplicate_similarity,
+            kb,
+            embedder,
+            dense_weight=settings.hybrid_dense_weight,
+            foreign_dense_weight=settings.hybrid_foreign_dense_weight,
+            dense_languages=settings.dense_languages,
+            candidates=settings.hybrid_candidates,
+            near_duplicate_similarity=settings.near_duplicate_similarity,
         )
     raise ValueError(f"retriever must be one of dense, bm25, hybrid. Currently, the retriever is {kind!r}")
 
@@ -111,10 +123,21 @@ def create_conversation_store(settings: Settings) -> SQLAlchemyConversationStore
     return SQLAlchemyConversationStore(settings.resolved_database_url())
 
 
-def create_chat_service(settings: Settings, retriever: Retriever, *, store: ConversationStore | None = None,
-                        on_handoff: WebhookNotifier | None = None) -> ChatService:
-    return ChatService(settings, retriever, create_generator(settings), get_encoding(settings.tokenizer_encoding),
-                       store=store, on_handoff=on_handoff)
+def create_chat_service(
+    settings: Settings,
+    retriever: Retriever,
+    *,
+    store: ConversationStore | None = None,
+    on_handoff: WebhookNotifier | None = None,
+) -> ChatService:
+    return ChatService(
+        settings,
+        retriever,
+        create_generator(settings),
+        get_encoding(settings.tokenizer_encoding),
+        store=store,
+        on_handoff=on_handoff,
+    )
 
 
 def build_services(settings: Settings, *, with_store: bool = True) -> Services:
@@ -131,8 +154,9 @@ def build_services(settings: Settings, *, with_store: bool = True) -> Services:
             store = create_conversation_store(settings)
             owned.append(store.close)
             if settings.handoff_webhook_url:
-                notifier = WebhookNotifier(settings.handoff_webhook_url, store,
-                                           retries=settings.handoff_webhook_retries)
+                notifier = WebhookNotifier(
+                    settings.handoff_webhook_url, store, retries=settings.handoff_webhook_retries
+                )
                 owned.append(notifier.close)
         retriever = create_retriever(settings.retriever, kb, embedder, settings)
         chat = create_chat_service(settings, retriever, store=store, on_handoff=notifier)

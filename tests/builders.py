@@ -85,7 +85,9 @@ def write_docx(path: Path) -> Path:
     return path
 
 
-def write_csv(path: Path, rows: list[tuple[str, str]] | None = None, header: tuple[str, ...] = ("question", "answer")) -> Path:
+def write_csv(
+    path: Path, rows: list[tuple[str, str]] | None = None, header: tuple[str, ...] = ("question", "answer")
+) -> Path:
     rows = rows or [
         ("How do I track my order?", "Use the tracking link in your shipping confirmation email."),
         ("Can I change my delivery address?", "Yes, until the order ships: edit it under My Orders."),
@@ -113,19 +115,36 @@ def write_xlsx(path: Path) -> Path:
 
 def write_jsonl(path: Path, records: list[dict] | None = None) -> Path:
     records = records or [
-        {"_id": "d1", "title": "Gift cards", "text": "Gift cards never expire and can be combined with coupons.", "metadata": {"lang": "en"}},
-        {"_id": "d2", "title": "礼品卡", "text": "礼品卡永久有效，可以与优惠券同时使用。", "url": "https://help.example.com/gift", "metadata": {"lang": "zh"}},
+        {
+            "_id": "d1",
+            "title": "Gift cards",
+            "text": "Gift cards never expire and can be combined with coupons.",
+            "metadata": {"lang": "en"},
+        },
+        {
+            "_id": "d2",
+            "title": "礼品卡",
+            "text": "礼品卡永久有效，可以与优惠券同时使用。",
+            "url": "https://help.example.com/gift",
+            "metadata": {"lang": "zh"},
+        },
     ]
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     return path
 
 
 def write_json(path: Path) -> Path:
-    path.write_text(json.dumps([{"_id": "c1", "title": "Coupons", "text": "Only one coupon code can be used per order."}]), encoding="utf-8")
+    path.write_text(
+        json.dumps([{"_id": "c1", "title": "Coupons", "text": "Only one coupon code can be used per order."}]),
+        encoding="utf-8",
+    )
     return path
 
 
-def write_txt(path: Path, text: str = "Our support team answers email within one business day.\n\nPhone support is open 9am to 6pm.") -> Path:
+def write_txt(
+    path: Path,
+    text: str = "Our support team answers email within one business day.\n\nPhone support is open 9am to 6pm.",
+) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
 

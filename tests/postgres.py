@@ -35,17 +35,36 @@ def postgres_url() -> Iterator[str]:
         try:
             bin_dir = _bin_dir()
             run_as = _unprivileged(tmp, bin_dir) if os.geteuid() == 0 else {}
-            _run([bin_dir / "initdb", "-D", pgdata, "-U", "postgres", "--auth=trust", "--encoding=UTF8",
-                  "--no-locale", "--no-sync"], tmp, run_as)
+            _run(
+                [
+                    bin_dir / "initdb",
+                    "-D",
+                    pgdata,
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-locale",
+                    "--no-sync",
+                ],
+                tmp,
+                run_as,
+            )
             with open(pgdata / "postgresql.conf", "a") as conf:
                 # Throwaway data: durability only slows the tests down.
-                conf.write("\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
-                           "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+                conf.write(
+                    "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
+                    "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                )
             for attempt in range(_START_ATTEMPTS):
                 port = free_port()
                 try:
-                    _run([bin_dir / "pg_ctl", "-D", pgdata, "-l", log, "-o", f"-p {port}", "-w", "-t", "60",
-                          "start"], tmp, run_as, timeout=90)
+                    _run(
+                        [bin_dir / "pg_ctl", "-D", pgdata, "-l", log, "-o", f"-p {port}", "-w", "-t", "60", "start"],
+                        tmp,
+                        run_as,
+                        timeout=90,
+                    )
                     started = True
                     break
                 except RuntimeError:
@@ -110,8 +129,15 @@ def _run(cmd: list[Any], tmp: Path, run_as: dict[str, Any], timeout: float = 120
     out = tmp / "command.log"
     with open(out, "w+b") as sink:
         try:
-            proc = subprocess.run([str(c) for c in cmd], stdin=subprocess.DEVNULL, stdout=sink,
-                                  stderr=subprocess.STDOUT, timeout=timeout, cwd=tmp, **run_as)
+            proc = subprocess.run(
+                [str(c) for c in cmd],
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                cwd=tmp,
+                **run_as,
+            )
         except (OSError, subprocess.SubprocessError) as exc:
             raise RuntimeError(f"{Path(str(cmd[0])).name}: {exc}") from exc
         sink.seek(0)

@@ -50,8 +50,15 @@ def wait_until_up(url: str, timeout: float, proc: subprocess.Popen | None = None
 
 
 @contextlib.contextmanager
-def process(cmd: list[str], ready_url: str, *, env: dict | None = None, cwd: Path | None = None,
-            timeout: float = 120, log: Path | None = None) -> Iterator[subprocess.Popen]:
+def process(
+    cmd: list[str],
+    ready_url: str,
+    *,
+    env: dict | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    log: Path | None = None,
+) -> Iterator[subprocess.Popen]:
     out = open(log, "wb") if log else subprocess.DEVNULL
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -110,8 +117,21 @@ def llama_cpp_server(n_ctx: int = 2048, log: Path | None = None) -> Iterator[str
     except ImportError:
         _missing("llama-cpp-python[server] is not installed - `pip install -e '.[dev]'`")
     port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()), "--model_alias", "smollm2",
-           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(smollm2_gguf()),
+        "--model_alias",
+        "smollm2",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(n_ctx),
+    ]
     with process(cmd, f"http://127.0.0.1:{port}/v1/models", timeout=120, log=log):
         yield f"http://127.0.0.1:{port}/v1"
 

@@ -60,7 +60,9 @@ def load_file(path: Path, source: str | None = None) -> list[Document]:
     except (OSError, UnicodeError, ValueError) as exc:
         raise LoaderError(path, f"could not be read: {exc}") from exc
     except Exception as exc:  # parsers of binary formats raise many kinds of errors on corrupt input
-        raise LoaderError(path, f"corrupt or unreadable {path.suffix.lower()} file: {type(exc).__name__}: {exc}") from exc
+        raise LoaderError(
+            path, f"corrupt or unreadable {path.suffix.lower()} file: {type(exc).__name__}: {exc}"
+        ) from exc
     documents = [d for d in documents if any(s.text.strip() for s in d.sections)]
     if not documents:
         raise EmptyDocumentError(path, "no text found in the file")

@@ -113,7 +113,26 @@ class _Walker:
                 text = clean_inline(text)
                 if text:
                     self.paragraphs.append(text)
-            elif name in {"a", "span", "b", "strong", "i", "em", "code", "small", "sup", "sub", "mark", "abbr", "u", "s", "time", "label", "q", "cite"}:
+            elif name in {
+                "a",
+                "span",
+                "b",
+                "strong",
+                "i",
+                "em",
+                "code",
+                "small",
+                "sup",
+                "sub",
+                "mark",
+                "abbr",
+                "u",
+                "s",
+                "time",
+                "label",
+                "q",
+                "cite",
+            }:
                 self.inline.append(child.get_text(""))
             else:
                 self.flush_inline()

@@ -8,7 +8,7 @@ from ingest.errors import EmptyDocumentError, LoaderError
 from rag.core.types import Document, Section
 from rag.text.language import is_unspaced
 
-_SENTENCE_END = ".!?:;。！？；：)\"”"
+_SENTENCE_END = '.!?:;。！？；：)"”'
 
 
 def load_pdf(path: Path, source: str) -> list[Document]:

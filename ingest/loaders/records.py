@@ -51,7 +51,10 @@ def record_document(record: Any, path: Path, source: str, where: str, default_ke
         raise LoaderError(path, f"{where}: expected a JSON object with a 'text' field, got {type(record).__name__}")
     text = record.get("text")
     if not isinstance(text, str):
-        raise LoaderError(path, f"{where}: field 'text' is {'missing' if text is None else 'not a string'} - every record needs 'text'")
+        raise LoaderError(
+            path,
+            f"{where}: field 'text' is {'missing' if text is None else 'not a string'} - every record needs 'text'",
+        )
     metadata = record.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise LoaderError(path, f"{where}: field 'metadata' must be an object")

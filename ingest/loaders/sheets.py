@@ -31,7 +31,9 @@ def find_columns(header: Sequence[object]) -> tuple[int, int] | None:
     return (q, a) if q is not None and a is not None else None
 
 
-def faq_sections(rows: Iterable[tuple[int, Sequence[object]]], header: Sequence[object], extra: dict | None = None) -> list[Section]:
+def faq_sections(
+    rows: Iterable[tuple[int, Sequence[object]]], header: Sequence[object], extra: dict | None = None
+) -> list[Section]:
     """Sections for data rows given as (spreadsheet row number, cells)."""
     columns = find_columns(header)
     assert columns is not None

@@ -48,12 +48,24 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.allowed_origins:
         # the widget on the company's site calls this API cross-origin; other origins are refused by CORS
-        app.add_middleware(CORSMiddleware, allow_origins=settings.allowed_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Content-Type", "Authorization"], max_age=600)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "Authorization"],
+            max_age=600,
+        )
     app.add_middleware(SecurityHeaders)  # outermost: on every response, the 413s and CORS answers included
     install_error_handlers(app)
-    for router in (health.router, chat.router, feedback.router, admin.router, openai_compat.router, web.router,
-                   docs.router):
+    for router in (
+        health.router,
+        chat.router,
+        feedback.router,
+        admin.router,
+        openai_compat.router,
+        web.router,
+        docs.router,
+    ):
         app.include_router(router)
     app.openapi()  # built now, so that a model renamed without updating rag.api.openapi fails at start
     return app

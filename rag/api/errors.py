@@ -23,8 +23,14 @@ from rag.core.errors import (
 )
 
 log = logging.getLogger("rag.api")
-_HTTP_TYPES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-               413: "body_too_large", 415: "unsupported_media_type"}
+_HTTP_TYPES = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
 
 
 def _printable(text: str) -> str:
@@ -33,8 +39,13 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def error_response(status: int, type_: str, message: str, fields: list[dict[str, str]] | None = None,
-                   headers: Mapping[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int,
+    type_: str,
+    message: str,
+    fields: list[dict[str, str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
     body: dict[str, Any] = {"type": type_, "message": _printable(message)}
     if fields:
         body["fields"] = [{k: _printable(v) for k, v in f.items()} for f in fields]
@@ -90,8 +101,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         fields = _field_errors(exc)
         if any(f["type"] == "json_invalid" for f in fields):
-            return error_response(400, "invalid_json", "The request body is not valid JSON - send a JSON object "
-                                  "such as {\"question\": \"...\"}")
+            return error_response(
+                400,
+                "invalid_json",
+                'The request body is not valid JSON - send a JSON object such as {"question": "..."}',
+            )
         summary = "; ".join(f"{f['field']}: {f['problem']}" for f in fields)
         return error_response(422, "invalid_request", f"Invalid request - {summary}", fields)
 

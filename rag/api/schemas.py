@@ -26,11 +26,13 @@ _METADATA_SCHEMA: dict[str, Any] = {
     "type": "object",
     "maxProperties": METADATA_FILTERS,
     "propertyNames": {"minLength": 1, "maxLength": METADATA_KEY_CHARS, "pattern": METADATA_KEY_PATTERN},
-    "additionalProperties": {"anyOf": [
-        {"type": "string", "maxLength": METADATA_TEXT_CHARS, "pattern": NO_NUL_PATTERN},
-        {"type": "number", "minimum": INT64[0], "maximum": INT64[1]},
-        {"type": "boolean"},
-    ]},
+    "additionalProperties": {
+        "anyOf": [
+            {"type": "string", "maxLength": METADATA_TEXT_CHARS, "pattern": NO_NUL_PATTERN},
+            {"type": "number", "minimum": INT64[0], "maximum": INT64[1]},
+            {"type": "boolean"},
+        ]
+    },
     "description": "Exact metadata matches: key -> string, number (within the 64-bit integer range) or true/false.",
 }
 
@@ -38,8 +40,9 @@ _METADATA_SCHEMA: dict[str, Any] = {
 def _metadata_problem(key: str, value: Any) -> str | None:
     """Why one metadata filter cannot be matched, or None."""
     if not 0 < len(key) <= METADATA_KEY_CHARS or '"' in key or text_problem(key):
-        return (f"key {key!r} must be 1-{METADATA_KEY_CHARS} characters with no double quote (\") "
-                "or NUL, and valid Unicode")
+        return (
+            f'key {key!r} must be 1-{METADATA_KEY_CHARS} characters with no double quote (") or NUL, and valid Unicode'
+        )
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -68,19 +71,25 @@ class ChatFilters(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     source_prefix: Annotated[Text, Field(max_length=1000)] | None = Field(
-        None, description="Only passages whose source path starts with this.")
+        None, description="Only passages whose source path starts with this."
+    )
     metadata: Annotated[dict[str, Any], AfterValidator(_check_metadata), WithJsonSchema(_METADATA_SCHEMA)] = Field(
-        default_factory=dict)
+        default_factory=dict
+    )
 
 
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    question: Question = Field(..., description="The customer's question (limit: RAG_MAX_QUESTION_CHARS).",
-                               examples=["How long does standard shipping take?"])
+    question: Question = Field(
+        ...,
+        description="The customer's question (limit: RAG_MAX_QUESTION_CHARS).",
+        examples=["How long does standard shipping take?"],
+    )
     conversation_id: str | None = Field(None, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
     top_k: Annotated[int, Field(ge=1), INTEGRAL] | None = Field(
-        None, description="Passages to retrieve (default and limit from settings).")
+        None, description="Passages to retrieve (default and limit from settings)."
+    )
     filters: ChatFilters | None = None
     stream: bool = Field(False, description="Server-Sent Events: `delta` events, then one `done` event.")
 
@@ -172,16 +181,27 @@ def _event(name: str, data: dict[str, Any]) -> dict[str, Any]:
 
 _REF = "#/components/schemas/"
 # One Server-Sent Event of /chat (OpenAPI before 3.2: `schema` of text/event-stream describes each event)
-CHAT_EVENT: dict[str, Any] = {"type": "object", "oneOf": [
-    _event("delta", {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}),
-    _event("done", {"$ref": _REF + "ChatResponse"}),
-    _event("error", {"$ref": _REF + "ErrorResponse"}),
-]}
+CHAT_EVENT: dict[str, Any] = {
+    "type": "object",
+    "oneOf": [
+        _event("delta", {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}),
+        _event("done", {"$ref": _REF + "ChatResponse"}),
+        _event("error", {"$ref": _REF + "ErrorResponse"}),
+    ],
+}
 # One event of /v1/chat/completions: a `chat.completion.chunk` (or an error) as JSON, then the literal [DONE]
-COMPLETION_EVENT: dict[str, Any] = {"type": "object", "required": ["data"], "properties": {"data": {"anyOf": [
-    {"const": "[DONE]"},
-    _json_data({"type": "object"}),
-]}}}
+COMPLETION_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {
+            "anyOf": [
+                {"const": "[DONE]"},
+                _json_data({"type": "object"}),
+            ]
+        }
+    },
+}
 
 
 def event_stream_response(description: str, event: dict[str, Any]) -> dict[int | str, dict[str, Any]]:

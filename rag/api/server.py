@@ -36,13 +36,19 @@ FD_RESERVE = 64  # descriptors kept for the knowledge base, databases, model fil
 LOG_REPEAT_SECONDS = 10.0
 _REPEATED = {
     "asyncio": ("socket.accept() out of system resource",),
-    "uvicorn.error": ("Invalid HTTP request received.", "Exceeded concurrency limit.", "Unsupported upgrade request.",
-                      "No supported WebSocket library detected."),
+    "uvicorn.error": (
+        "Invalid HTTP request received.",
+        "Exceeded concurrency limit.",
+        "Unsupported upgrade request.",
+        "No supported WebSocket library detected.",
+    ),
     "rag.api.server": ("Connection limit reached",),
 }
 _BUSY_BODY = b'{"error": {"type": "server_busy", "message": "Too many open connections - retry in a few seconds"}}'
-_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
-         b"Retry-After: 5\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY))
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    b"Retry-After: 5\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
+)
 
 
 @dataclass
@@ -75,8 +81,9 @@ def connection_limits(settings: Settings, open_files: int) -> ConnectionLimits:
     room = open_files - FD_RESERVE - backlog
     cap = max(8, min(settings.http_max_connections, room))
     if settings.http_max_connections > room:
-        log.warning("serving at most %d connections: the open-files limit is %d (raise it with `ulimit -n`)",
-                    cap, open_files)
+        log.warning(
+            "serving at most %d connections: the open-files limit is %d (raise it with `ulimit -n`)", cap, open_files
+        )
     return ConnectionLimits(settings.http_header_timeout, settings.http_body_timeout, cap, backlog)
 
 
@@ -149,11 +156,13 @@ class GuardedH11Protocol(H11Protocol):
         if self.limits.idle:
             oldest, _ = self.limits.idle.popitem(last=False)
             oldest.transport.close()
-            log.warning("Connection limit reached (%d): closed the connection idle longest",
-                        self.limits.max_connections)
+            log.warning(
+                "Connection limit reached (%d): closed the connection idle longest", self.limits.max_connections
+            )
             return True
-        log.warning("Connection limit reached (%d) with every connection busy: refused one",
-                    self.limits.max_connections)
+        log.warning(
+            "Connection limit reached (%d) with every connection busy: refused one", self.limits.max_connections
+        )
         self.transport.write(_BUSY)
         self.transport.close()
         return False
@@ -212,7 +221,11 @@ class RepeatThrottle(logging.Filter):
         self.last[prefix] = (now, 0)
         if seen is not None:
             record.msg, record.args, record.exc_info, record.exc_text = (
-                f"{message} (and {seen[1]} more like it in the last {now - seen[0]:.0f} s)", None, None, None)
+                f"{message} (and {seen[1]} more like it in the last {now - seen[0]:.0f} s)",
+                None,
+                None,
+                None,
+            )
         return True
 
 
@@ -224,9 +237,17 @@ def throttle_repeated_logs() -> None:
 
 
 def uvicorn_config(settings: Settings, app: Any, limits: ConnectionLimits, log_level: str = "info") -> uvicorn.Config:
-    return uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level, lifespan="on", ws="none",
-                          http=guarded_protocol(limits), backlog=limits.backlog,
-                          timeout_keep_alive=settings.http_keep_alive_timeout)
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        lifespan="on",
+        ws="none",
+        http=guarded_protocol(limits),
+        backlog=limits.backlog,
+        timeout_keep_alive=settings.http_keep_alive_timeout,
+    )
 
 
 def serve(settings: Settings) -> None:

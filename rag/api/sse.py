@@ -14,8 +14,9 @@ from rag.core.errors import RagError
 
 def sse_response(events: Iterator[bytes]) -> StreamingResponse:
     # no-cache and no proxy buffering: each event must reach the customer as it is written
-    return StreamingResponse(events, media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
 
 
 def sse_event(data: Any, event: str | None = None) -> bytes:

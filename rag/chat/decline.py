@@ -3,8 +3,9 @@
 Support = best cosine similarity among the top passages + LEXICAL_WEIGHT x the share of the question's
 content terms found in them. For a language the embedding model does not cover (Chinese with the bundled
 English model) cosine similarity is high for any pair of texts, so only the lexical share counts. The semantic
-score alone confuses "on topic" with "answers it" less often when the words the customer used actually appear; the weight and the thresholds (`RAG_MIN_SCORE`, `RAG_MIN_SCORE_ZH`) are
-calibrated together by benchmarks/calibrate_decline.py on the shared datasets.
+score alone confuses "on topic" with "answers it" less often when the words the customer used actually appear;
+the weight and the thresholds (`RAG_MIN_SCORE`, `RAG_MIN_SCORE_ZH`) are calibrated together by
+benchmarks/calibrate_decline.py on the shared datasets.
 """
 
 from __future__ import annotations

@@ -26,8 +26,16 @@ TRANSCRIPT_TURNS = 50
 
 
 class WebhookNotifier:
-    def __init__(self, url: str, store: ConversationStore | None = None, *, retries: int = 5,
-                 backoff: float = 0.5, timeout: float = 5.0, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        url: str,
+        store: ConversationStore | None = None,
+        *,
+        retries: int = 5,
+        backoff: float = 0.5,
+        timeout: float = 5.0,
+        headers: dict[str, str] | None = None,
+    ):
         if retries < 0:
             raise ValueError(f"retries must be at least 0. Currently, the retries is {retries}")
         self.url = url
@@ -49,14 +57,34 @@ class WebhookNotifier:
         transcript = []
         if self.store is not None:
             for turn in self.store.history(conversation_id, limit=TRANSCRIPT_TURNS):
-                transcript.append({"question": turn.question, "answer": turn.answer, "answered": turn.answered,
-                                   "handoff": turn.handoff, "created_at": turn.created_at.isoformat()})
+                transcript.append(
+                    {
+                        "question": turn.question,
+                        "answer": turn.answer,
+                        "answered": turn.answered,
+                        "handoff": turn.handoff,
+                        "created_at": turn.created_at.isoformat(),
+                    }
+                )
         if not transcript or transcript[-1]["question"] != answer.question:
-            transcript.append({"question": answer.question, "answer": answer.answer, "answered": answer.answered,
-                               "handoff": answer.handoff, "created_at": None})
-        return {"event": "handoff", "conversation_id": conversation_id, "message_id": answer.message_id,
-                "reason": answer.decline_reason, "question": answer.question, "language": answer.language,
-                "transcript": transcript}
+            transcript.append(
+                {
+                    "question": answer.question,
+                    "answer": answer.answer,
+                    "answered": answer.answered,
+                    "handoff": answer.handoff,
+                    "created_at": None,
+                }
+            )
+        return {
+            "event": "handoff",
+            "conversation_id": conversation_id,
+            "message_id": answer.message_id,
+            "reason": answer.decline_reason,
+            "question": answer.question,
+            "language": answer.language,
+            "transcript": transcript,
+        }
 
     def _run(self) -> None:
         while True:
@@ -84,8 +112,13 @@ class WebhookNotifier:
                 problem = str(exc) or type(exc).__name__
             if attempt < self.retries:
                 time.sleep(self.backoff * 2**attempt)
-        log.error("handoff webhook %s failed after %d attempts (%s) for conversation %s",
-                  self.url, self.retries + 1, problem, payload["conversation_id"])
+        log.error(
+            "handoff webhook %s failed after %d attempts (%s) for conversation %s",
+            self.url,
+            self.retries + 1,
+            problem,
+            payload["conversation_id"],
+        )
         self.failed += 1
 
     def wait(self, timeout: float = 30.0) -> bool:

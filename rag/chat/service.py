@@ -53,26 +53,50 @@ class ChatService:
     makes follow-up questions standalone (default: the generator, when it has that capability; otherwise a
     heuristic)."""
 
-    def __init__(self, settings: Settings, retriever: Retriever, generator: Generator, encoding: tiktoken.Encoding,
-                 *, store: ConversationStore | None = None, on_handoff: Callable[[str, Answer], None] | None = None,
-                 rewriter: QueryRewriter | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        retriever: Retriever,
+        generator: Generator,
+        encoding: tiktoken.Encoding,
+        *,
+        store: ConversationStore | None = None,
+        on_handoff: Callable[[str, Answer], None] | None = None,
+        rewriter: QueryRewriter | None = None,
+    ):
         self.settings = settings
         self.retriever = retriever
         self.generator = generator
         self.encoding = encoding
         self.store = store
         self.on_handoff = on_handoff
-        self.rewriter = rewriter if rewriter is not None else (
-            generator if isinstance(generator, QueryRewriter) else None)
+        self.rewriter = (
+            rewriter if rewriter is not None else (generator if isinstance(generator, QueryRewriter) else None)
+        )
 
-    def answer(self, question: str, *, conversation_id: str | None = None, top_k: int | None = None,
-               filters: Filters | None = None, history: list[tuple[str, str]] | None = None) -> Answer:
+    def answer(
+        self,
+        question: str,
+        *,
+        conversation_id: str | None = None,
+        top_k: int | None = None,
+        filters: Filters | None = None,
+        history: list[tuple[str, str]] | None = None,
+    ) -> Answer:
         """The whole answer at once (the streaming path, consumed)."""
-        return final_answer(self.stream(question, conversation_id=conversation_id, top_k=top_k, filters=filters,
-                                        history=history))
+        return final_answer(
+            self.stream(question, conversation_id=conversation_id, top_k=top_k, filters=filters, history=history)
+        )
 
-    def stream(self, question: str, *, conversation_id: str | None = None, top_k: int | None = None,
-               filters: Filters | None = None, history: list[tuple[str, str]] | None = None) -> Iterator[ChatEvent]:
+    def stream(
+        self,
+        question: str,
+        *,
+        conversation_id: str | None = None,
+        top_k: int | None = None,
+        filters: Filters | None = None,
+        history: list[tuple[str, str]] | None = None,
+    ) -> Iterator[ChatEvent]:
         """`history`: earlier (question, answer) turns supplied by a stateless client (OpenAI-style APIs);
         without it the conversation store provides them."""
         started = time.perf_counter()
@@ -84,8 +108,16 @@ class ChatService:
                 self._record(event[1])
             yield event
 
-    def _events(self, question: str, language: str, ids: dict[str, str], started: float, top_k: int | None,
-                filters: Filters | None, history: list[tuple[str, str]] | None) -> Iterator[ChatEvent]:
+    def _events(
+        self,
+        question: str,
+        language: str,
+        ids: dict[str, str],
+        started: float,
+        top_k: int | None,
+        filters: Filters | None,
+        history: list[tuple[str, str]] | None,
+    ) -> Iterator[ChatEvent]:
         if asks_for_human(question):
             message = self.settings.localized("handoff_message", language)
             yield from self._decline(question, language, [], "customer_request", Usage(), started, ids, message)
@@ -93,8 +125,9 @@ class ChatService:
         query = self._standalone(question, ids["conversation_id"], history)
         passages = self.retriever.retrieve(query, top_k or self.settings.top_k, filters)
 
-        query, passages, supported = self._supported(question, query, passages, language, ids["conversation_id"],
-                                                     history, top_k, filters)
+        query, passages, supported = self._supported(
+            question, query, passages, language, ids["conversation_id"], history, top_k, filters
+        )
         if not supported:
             reason = "no_passages" if not passages else "low_retrieval_score"
             yield from self._decline(question, language, passages, reason, Usage(), started, ids, query=query)
@@ -104,11 +137,23 @@ class ChatService:
             # a curated FAQ entry matches: its author's words, verbatim, and no model call
             text = top.chunk.text.strip()
             yield ("delta", text)
-            yield ("answer", Answer(
-                question=question, answer=text, answered=True, handoff=False, citations=[make_citation(1, top)],
-                passages=passages, generator="faq", language=language, usage=Usage(),
-                latency_ms=(time.perf_counter() - started) * 1000, rewritten_query=_changed(query, question), **ids,
-            ))
+            yield (
+                "answer",
+                Answer(
+                    question=question,
+                    answer=text,
+                    answered=True,
+                    handoff=False,
+                    citations=[make_citation(1, top)],
+                    passages=passages,
+                    generator="faq",
+                    language=language,
+                    usage=Usage(),
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    rewritten_query=_changed(query, question),
+                    **ids,
+                ),
+            )
             return
 
         items, passages, prompt = self._start_generation(query, language, passages)
@@ -130,22 +175,44 @@ class ChatService:
         declined = not raw.strip() or raw.strip().startswith(DECLINE_MARKER)
         usage = usages[-1] if usages else None
         if usage is None:
-            usage = Usage(prompt.prompt_tokens if prompt else 0,
-                          len(self.encoding.encode(raw, disallowed_special=())) if prompt else 0,
-                          estimated=prompt is not None)
+            usage = Usage(
+                prompt.prompt_tokens if prompt else 0,
+                len(self.encoding.encode(raw, disallowed_special=())) if prompt else 0,
+                estimated=prompt is not None,
+            )
         if declined:
             yield from self._decline(question, language, passages, "model_declined", usage, started, ids, query=query)
             return
         text, citations = parse_citations(raw.replace(DECLINE_MARKER, "").strip(), passages)
-        yield ("answer", Answer(
-            question=question, answer=text, answered=True, handoff=False, citations=citations, passages=passages,
-            generator=self.generator.name, language=language, usage=usage,
-            latency_ms=(time.perf_counter() - started) * 1000, rewritten_query=_changed(query, question), **ids,
-        ))
+        yield (
+            "answer",
+            Answer(
+                question=question,
+                answer=text,
+                answered=True,
+                handoff=False,
+                citations=citations,
+                passages=passages,
+                generator=self.generator.name,
+                language=language,
+                usage=usage,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                rewritten_query=_changed(query, question),
+                **ids,
+            ),
+        )
 
-    def _supported(self, question: str, query: str, passages: list[Passage], language: str, conversation_id: str,
-                   history: list[tuple[str, str]] | None, top_k: int | None, filters: Filters | None
-                   ) -> tuple[str, list[Passage], bool]:
+    def _supported(
+        self,
+        question: str,
+        query: str,
+        passages: list[Passage],
+        language: str,
+        conversation_id: str,
+        history: list[tuple[str, str]] | None,
+        top_k: int | None,
+        filters: Filters | None,
+    ) -> tuple[str, list[Passage], bool]:
         """(query, passages, whether they support an answer), trying the other reading of a follow-up before
         declining: a rewritten question alone, or a standalone-looking one in the conversation's context."""
         threshold = float(self.settings.localized("min_score", language))
@@ -164,13 +231,17 @@ class ChatService:
         if forced != question:
             retry = self.retriever.retrieve(forced, k, filters)
             # judged on the customer's own words: the earlier turn's words must not carry an unrelated question
-            if retry and support_score(question, retry, covered) >= threshold and \
-                    coverage(question, [p.chunk.embedding_text() for p in retry[:SUPPORT_PASSAGES]]) > 0:
+            if (
+                retry
+                and support_score(question, retry, covered) >= threshold
+                and coverage(question, [p.chunk.embedding_text() for p in retry[:SUPPORT_PASSAGES]]) > 0
+            ):
                 return forced, retry, True
         return query, passages, False
 
-    def _standalone(self, question: str, conversation_id: str, history: list[tuple[str, str]] | None = None,
-                    force: bool = False) -> str:
+    def _standalone(
+        self, question: str, conversation_id: str, history: list[tuple[str, str]] | None = None, force: bool = False
+    ) -> str:
         """The question made standalone using the conversation so far (unchanged when it needs no context,
         unless `force`)."""
         if not force and not needs_context(question):
@@ -211,8 +282,9 @@ class ChatService:
             except Exception:  # a notifier must never break the reply
                 log.exception("handoff notification failed for %s", answer.conversation_id)
 
-    def _start_generation(self, question: str, language: str, passages: list[Passage]
-                          ) -> tuple[Iterator[str | Usage], list[Passage], Prompt | None]:
+    def _start_generation(
+        self, question: str, language: str, passages: list[Passage]
+    ) -> tuple[Iterator[str | Usage], list[Passage], Prompt | None]:
         """Start the generator; a model whose tokenizer counts more tokens than tiktoken may reject the
         prompt as too long, so retry with a smaller passage budget (before anything was streamed)."""
         margin = self.settings.llm_context_margin
@@ -220,8 +292,12 @@ class ChatService:
             prompt = None
             if self.generator.needs_prompt:
                 prompt = build_prompt(
-                    question, passages, language=language, encoding=self.encoding,
-                    context_window=self.settings.llm_context_window, answer_tokens=self.settings.llm_max_tokens,
+                    question,
+                    passages,
+                    language=language,
+                    encoding=self.encoding,
+                    context_window=self.settings.llm_context_window,
+                    answer_tokens=self.settings.llm_max_tokens,
                     margin=margin,
                 )
             used = prompt.passages if prompt else passages
@@ -236,18 +312,39 @@ class ChatService:
             return (itertools.chain([] if first is None else [first], items), used, prompt)
         raise AssertionError("unreachable")
 
-    def _decline(self, question: str, language: str, passages: list[Passage], reason: str, usage: Usage,
-                 started: float, ids: dict[str, str], message: str | None = None, query: str | None = None
-                 ) -> Iterator[ChatEvent]:
+    def _decline(
+        self,
+        question: str,
+        language: str,
+        passages: list[Passage],
+        reason: str,
+        usage: Usage,
+        started: float,
+        ids: dict[str, str],
+        message: str | None = None,
+        query: str | None = None,
+    ) -> Iterator[ChatEvent]:
         if message is None:
             message = self.settings.localized("fallback_message", language)
         yield ("delta", message)
-        yield ("answer", Answer(
-            question=question, answer=message, answered=False, handoff=True, citations=[], passages=passages,
-            generator=self.generator.name, language=language, usage=usage,
-            latency_ms=(time.perf_counter() - started) * 1000, decline_reason=reason,
-            rewritten_query=_changed(query, question), **ids,
-        ))
+        yield (
+            "answer",
+            Answer(
+                question=question,
+                answer=message,
+                answered=False,
+                handoff=True,
+                citations=[],
+                passages=passages,
+                generator=self.generator.name,
+                language=language,
+                usage=usage,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                decline_reason=reason,
+                rewritten_query=_changed(query, question),
+                **ids,
+            ),
+        )
 
 
 def _changed(query: str | None, question: str) -> str | None:

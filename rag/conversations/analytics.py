@@ -69,16 +69,34 @@ def format_percent(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
-def compute_stats(store: ConversationStore, since: datetime | None = None, embedder: Embedder | None = None,
-                  top: int = 10, dense_languages: Sequence[str] = ("en",)) -> Stats:
+def compute_stats(
+    store: ConversationStore,
+    since: datetime | None = None,
+    embedder: Embedder | None = None,
+    top: int = 10,
+    dense_languages: Sequence[str] = ("en",),
+) -> Stats:
     messages = store.messages(since=since)
-    return summarize(messages, store.feedback(since=since), store.conversation_count(since=since), since, embedder,
-                     top, dense_languages)
+    return summarize(
+        messages,
+        store.feedback(since=since),
+        store.conversation_count(since=since),
+        since,
+        embedder,
+        top,
+        dense_languages,
+    )
 
 
-def summarize(messages: Sequence[StoredMessage], feedback: Sequence[Feedback], conversations: int,
-              since: datetime | None = None, embedder: Embedder | None = None, top: int = 10,
-              dense_languages: Sequence[str] = ("en",)) -> Stats:
+def summarize(
+    messages: Sequence[StoredMessage],
+    feedback: Sequence[Feedback],
+    conversations: int,
+    since: datetime | None = None,
+    embedder: Embedder | None = None,
+    top: int = 10,
+    dense_languages: Sequence[str] = ("en",),
+) -> Stats:
     n = len(messages)
     answered = sum(m.answered for m in messages)
     handoffs = sum(m.handoff for m in messages)
@@ -109,8 +127,12 @@ def _normal(text: str) -> str:
     return re.sub(r"[\W_]+", " ", text.casefold()).strip()
 
 
-def group_questions(questions: Sequence[str], embedder: Embedder | None = None,
-                    threshold: float = GROUP_SIMILARITY, dense_languages: Sequence[str] = ("en",)) -> list[QuestionGroup]:
+def group_questions(
+    questions: Sequence[str],
+    embedder: Embedder | None = None,
+    threshold: float = GROUP_SIMILARITY,
+    dense_languages: Sequence[str] = ("en",),
+) -> list[QuestionGroup]:
     """Similar questions grouped, biggest group first, each named by its member closest to the group's centre.
 
     Similarity is the cosine of embeddings for languages the embedding model covers; for the others (it

@@ -21,7 +21,9 @@ def _matplotlib():
         matplotlib.use("Agg")  # no display needed
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise ConfigurationError("The HTML report draws charts with matplotlib - `pip install 'rag-support-bot[report]'`") from exc
+        raise ConfigurationError(
+            "The HTML report draws charts with matplotlib - `pip install 'rag-support-bot[report]'`"
+        ) from exc
     return plt
 
 
@@ -41,7 +43,13 @@ def charts(messages: Sequence[StoredMessage], stats: Stats) -> dict[str, str]:
     fig, ax = plt.subplots(figsize=(7, 3))
     labels = [d.isoformat() for d in days]
     ax.bar(labels, [answered[d] for d in days], label="answered", color="#2e7d32")
-    ax.bar(labels, [handed[d] for d in days], bottom=[answered[d] for d in days], label="declined / handed off", color="#c62828")
+    ax.bar(
+        labels,
+        [handed[d] for d in days],
+        bottom=[answered[d] for d in days],
+        label="declined / handed off",
+        color="#c62828",
+    )
     ax.set_ylabel("questions")
     ax.set_title("Questions per day")
     ax.legend(fontsize=8)
@@ -72,15 +80,25 @@ def render_html(stats: Stats, messages: Sequence[StoredMessage], generated: date
     def ms(x: float | None) -> str:
         return "-" if x is None else f"{x:.0f} ms"
 
-    rows = "".join(
-        f"<tr><td>{g.count}</td><td>{e(g.question)}</td><td>{e(' / '.join(x for x in g.examples if x != g.question))}</td></tr>"
-        for g in stats.top_unanswered
-    ) or '<tr><td colspan="3">Every question was answered.</td></tr>'
-    cards = [("Conversations", stats.conversations), ("Questions", stats.questions),
-             ("Answered", format_percent(stats.answered_rate)), ("Handed off", format_percent(stats.handoff_rate)),
-             ("Feedback 👍 / 👎", f"{stats.feedback_up} / {stats.feedback_down}"),
-             ("Latency p50 / p95", f"{ms(stats.latency_p50_ms)} / {ms(stats.latency_p95_ms)}")]
-    card_html = "".join(f'<div class="card"><div class="v">{e(str(v))}</div><div class="k">{e(k)}</div></div>' for k, v in cards)
+    rows = (
+        "".join(
+            f"<tr><td>{g.count}</td><td>{e(g.question)}</td>"
+            f"<td>{e(' / '.join(x for x in g.examples if x != g.question))}</td></tr>"
+            for g in stats.top_unanswered
+        )
+        or '<tr><td colspan="3">Every question was answered.</td></tr>'
+    )
+    cards = [
+        ("Conversations", stats.conversations),
+        ("Questions", stats.questions),
+        ("Answered", format_percent(stats.answered_rate)),
+        ("Handed off", format_percent(stats.handoff_rate)),
+        ("Feedback 👍 / 👎", f"{stats.feedback_up} / {stats.feedback_down}"),
+        ("Latency p50 / p95", f"{ms(stats.latency_p50_ms)} / {ms(stats.latency_p95_ms)}"),
+    ]
+    card_html = "".join(
+        f'<div class="card"><div class="v">{e(str(v))}</div><div class="k">{e(k)}</div></div>' for k, v in cards
+    )
     period = f"since {e(stats.since)}" if stats.since else "all time"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Support bot report</title>
@@ -94,14 +112,14 @@ table {{ border-collapse: collapse; width: 100%; }} td, th {{ border-bottom: 1px
 img {{ max-width: 100%; }}
 </style></head><body>
 <h1>Support bot report</h1>
-<p>{period}; generated {e(generated.strftime('%Y-%m-%d %H:%M UTC'))}</p>
+<p>{period}; generated {e(generated.strftime("%Y-%m-%d %H:%M UTC"))}</p>
 <div class="cards">{card_html}</div>
 <h2>What customers asked that the documents don't answer</h2>
 <p>Unanswered questions grouped by similarity, most frequent first: candidates for new FAQ entries.</p>
 <table><thead><tr><th>times</th><th>question</th><th>other wordings</th></tr></thead><tbody>{rows}</tbody></table>
 <h2>Activity</h2>
-<img alt="Questions per day, answered and handed off" src="data:image/png;base64,{images['per_day']}">
-<img alt="Answer latency distribution" src="data:image/png;base64,{images['latency']}">
-<img alt="Customer feedback, thumbs up and down" src="data:image/png;base64,{images['feedback']}">
+<img alt="Questions per day, answered and handed off" src="data:image/png;base64,{images["per_day"]}">
+<img alt="Answer latency distribution" src="data:image/png;base64,{images["latency"]}">
+<img alt="Customer feedback, thumbs up and down" src="data:image/png;base64,{images["feedback"]}">
 </body></html>
 """  # noqa: E501 - the page as it is sent

@@ -80,8 +80,7 @@ _messages = sa.Table(
 _feedback = sa.Table(
     "chat_feedback",
     _metadata,
-    sa.Column("message_id", sa.String, sa.ForeignKey("chat_messages.message_id", ondelete="CASCADE"),
-              primary_key=True),
+    sa.Column("message_id", sa.String, sa.ForeignKey("chat_messages.message_id", ondelete="CASCADE"), primary_key=True),
     sa.Column("rating", sa.String, nullable=False),
     sa.Column("comment", sa.Text),
     sa.Column("created_at", _UTCDateTime, nullable=False),
@@ -123,14 +122,20 @@ class SQLAlchemyConversationStore:
             with self._transaction() as conn:
                 conn.execute(_messages.insert(), row)
         except IntegrityError as exc:
-            raise ValueError(f"A message with id {message.message_id!r} is already stored - message ids must be "
-                             f"unique (a new uuid per answer)") from exc
+            raise ValueError(
+                f"A message with id {message.message_id!r} is already stored - message ids must be "
+                f"unique (a new uuid per answer)"
+            ) from exc
 
     def history(self, conversation_id: str, limit: int = 20) -> list[StoredMessage]:
         if limit <= 0:
             return []
-        query = (sa.select(_messages).where(_messages.c.conversation_id == conversation_id)
-                 .order_by(_messages.c.created_at.desc(), _messages.c.id.desc()).limit(limit))
+        query = (
+            sa.select(_messages)
+            .where(_messages.c.conversation_id == conversation_id)
+            .order_by(_messages.c.created_at.desc(), _messages.c.id.desc())
+            .limit(limit)
+        )
         with self._transaction() as conn:
             rows = conn.execute(query).all()
         return [_message(row) for row in reversed(rows)]
@@ -151,14 +156,17 @@ class SQLAlchemyConversationStore:
             if known is None:
                 raise MessageNotFound(message_id)
             inserts: dict[str, Callable[[sa.Table], postgresql.Insert | sqlite.Insert]] = {
-                "postgresql": postgresql.insert, "sqlite": sqlite.insert,
+                "postgresql": postgresql.insert,
+                "sqlite": sqlite.insert,
             }
             insert = inserts[conn.dialect.name](_feedback)
             # One statement, so two ratings arriving together cannot both insert (and one fail).
-            conn.execute(insert.values(values).on_conflict_do_update(
-                index_elements=[_feedback.c.message_id],
-                set_={name: insert.excluded[name] for name in ("rating", "comment", "created_at")},
-            ))
+            conn.execute(
+                insert.values(values).on_conflict_do_update(
+                    index_elements=[_feedback.c.message_id],
+                    set_={name: insert.excluded[name] for name in ("rating", "comment", "created_at")},
+                )
+            )
         return feedback
 
     def messages(self, since: datetime | None = None) -> list[StoredMessage]:
@@ -216,7 +224,8 @@ def _engine(url: str) -> tuple[Engine, str]:
     except ArgumentError as exc:
         shown = url if "@" not in url else url.split("://", 1)[0] + "://..."
         raise ConfigurationError(
-            f"RAG_DATABASE_URL {shown!r} is not a database URL - use e.g. {_URL_EXAMPLES}") from exc
+            f"RAG_DATABASE_URL {shown!r} is not a database URL - use e.g. {_URL_EXAMPLES}"
+        ) from exc
     if parsed.drivername in ("postgresql", "postgres"):
         # SQLAlchemy's default PostgreSQL driver is psycopg2 (and `postgres://` is not accepted at all);
         # the project depends on psycopg 3.
@@ -226,7 +235,8 @@ def _engine(url: str) -> tuple[Engine, str]:
     if backend not in ("sqlite", "postgresql"):
         raise ConfigurationError(
             f"RAG_DATABASE_URL {shown!r} names a {backend} database; the conversation store supports SQLite and "
-            f"PostgreSQL - use e.g. {_URL_EXAMPLES}")
+            f"PostgreSQL - use e.g. {_URL_EXAMPLES}"
+        )
     # ensure_ascii=False keeps Chinese questions and citations readable in the database.
     options: dict[str, Any] = {"json_serializer": lambda obj: json.dumps(obj, ensure_ascii=False)}
     if backend == "sqlite":
@@ -244,7 +254,8 @@ def _engine(url: str) -> tuple[Engine, str]:
     except (NoSuchModuleError, ImportError) as exc:
         raise ConfigurationError(
             f"RAG_DATABASE_URL {shown!r}: the database driver is not available ({exc}) - use sqlite:/// or "
-            f"postgresql+psycopg:// with `pip install 'psycopg[binary]'`") from exc
+            f"postgresql+psycopg:// with `pip install 'psycopg[binary]'`"
+        ) from exc
     if backend == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine, shown

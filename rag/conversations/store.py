@@ -1,7 +1,7 @@
 """What the conversation store keeps, and the protocol every store implements.
 
-    StoredMessage   one answered question: what was asked, retrieved and answered, and how
-    Feedback        a customer's rating of one message
+StoredMessage   one answered question: what was asked, retrieved and answered, and how
+Feedback        a customer's rating of one message
 """
 
 from __future__ import annotations
@@ -42,12 +42,21 @@ class StoredMessage:
         """The turn to store for an answer given at `created_at` (timezone-aware)."""
         data = answer.to_dict()
         return cls(
-            message_id=answer.message_id, conversation_id=answer.conversation_id, created_at=created_at,
-            question=answer.question, rewritten_query=answer.rewritten_query,
+            message_id=answer.message_id,
+            conversation_id=answer.conversation_id,
+            created_at=created_at,
+            question=answer.question,
+            rewritten_query=answer.rewritten_query,
             retrieved=[(p.chunk.id, round(p.score, 6)) for p in answer.passages if p.chunk.id is not None],
-            answer=answer.answer, citations=data["citations"], answered=answer.answered, handoff=answer.handoff,
-            generator=answer.generator, latency_ms=data["latency_ms"], prompt_tokens=answer.usage.prompt_tokens,
-            completion_tokens=answer.usage.completion_tokens, language=answer.language,
+            answer=answer.answer,
+            citations=data["citations"],
+            answered=answer.answered,
+            handoff=answer.handoff,
+            generator=answer.generator,
+            latency_ms=data["latency_ms"],
+            prompt_tokens=answer.usage.prompt_tokens,
+            completion_tokens=answer.usage.completion_tokens,
+            language=answer.language,
             decline_reason=answer.decline_reason,
         )
 

@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     dense_languages: list[str] = Field(["en"], description="Languages the embedding model covers: en, zh.")
     hybrid_candidates: int = Field(100, gt=0, description="Candidates taken from each retriever before fusion.")
     near_duplicate_similarity: float = Field(
-        0.9, gt=0, le=1.0,
+        0.9,
+        gt=0,
+        le=1.0,
         description="A passage sharing this share of its words (Jaccard) with a better-ranked one is skipped; "
         "1 keeps all.",
     )
@@ -74,12 +76,14 @@ class Settings(BaseSettings):
     # Calibrated on the shared datasets for the default embedding model (benchmarks/calibrate_decline.py);
     # re-calibrate when changing the embedding model.
     min_score: float = Field(
-        0.53, description="Below this support score (best retrieval score + lexical coverage, see rag.chat.decline) "
-        "the bot declines and hands off."
+        0.53,
+        description="Below this support score (best retrieval score + lexical coverage, see rag.chat.decline) "
+        "the bot declines and hands off.",
     )
     min_score_zh: float = Field(
-        0.29, description="The same for Chinese questions (lexical coverage alone while the embedding model does not "
-        "cover Chinese)."
+        0.29,
+        description="The same for Chinese questions (lexical coverage alone while the embedding model does not "
+        "cover Chinese).",
     )
     fallback_message: str = (
         "I'm sorry, I couldn't find that in our documents. Let me connect you with a member of our team."
@@ -111,7 +115,8 @@ class Settings(BaseSettings):
         None, description="Model id the knowledge base has in /v1/models (default: its folder name)."
     )
     allowed_origins: list[str] = Field(
-        default_factory=list, description='Web origins allowed to call the API from a browser (the widget), e.g. ["https://shop.example.com"].'
+        default_factory=list,
+        description='Web origins allowed to call the API from a browser (the widget), e.g. ["https://shop.example.com"].',
     )
 
     # --- HTTP ----------------------------------------------------------------------------------------------
@@ -124,14 +129,20 @@ class Settings(BaseSettings):
     # of file descriptors and stops answering.
     http_keep_alive_timeout: int = Field(5, gt=0, description="Seconds an idle keep-alive connection stays open.")
     http_header_timeout: float = Field(
-        10.0, gt=0, description="Seconds a connection has to send complete request headers (of its first request, "
+        10.0,
+        gt=0,
+        description="Seconds a connection has to send complete request headers (of its first request, "
         "or from the first byte of a later one); silent or slower connections are closed.",
     )
     http_body_timeout: float = Field(
-        30.0, gt=0, description="Seconds a request has to send its body once its headers are in; then it is closed.",
+        30.0,
+        gt=0,
+        description="Seconds a request has to send its body once its headers are in; then it is closed.",
     )
     http_max_connections: int = Field(
-        1000, gt=0, description="Open connections at most (lowered to fit the open-files limit); when full, the "
+        1000,
+        gt=0,
+        description="Open connections at most (lowered to fit the open-files limit); when full, the "
         "connection idle longest is closed to admit a new one.",
     )
 

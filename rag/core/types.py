@@ -47,8 +47,7 @@ class Document:
                 "url": self.url,
                 "metadata": self.metadata,
                 "sections": [
-                    [s.text, list(s.heading_path), s.page, s.row, s.title, s.atomic, s.metadata]
-                    for s in self.sections
+                    [s.text, list(s.heading_path), s.page, s.row, s.title, s.atomic, s.metadata] for s in self.sections
                 ],
                 "salt": salt,
             },

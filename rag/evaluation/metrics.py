@@ -49,7 +49,7 @@ def load_dataset(path: Path | str, split: str = "test") -> Dataset:
                 record = json.loads(line)
                 queries[str(record["_id"])] = record["text"]
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise DatasetError(f"{queries_file} line {number}: expected {{\"_id\", \"text\"}} ({exc})") from exc
+                raise DatasetError(f'{queries_file} line {number}: expected {{"_id", "text"}} ({exc})') from exc
     qrels: dict[str, dict[str, int]] = {}
     with qrels_file.open(encoding="utf-8", newline="") as handle:
         for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
@@ -97,7 +97,9 @@ def mrr_at_k(ranking: Sequence[str], relevant: Mapping[str, int], k: int) -> flo
     return 0.0
 
 
-def score_rankings(rankings: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]], k: int = 10) -> dict[str, float]:
+def score_rankings(
+    rankings: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]], k: int = 10
+) -> dict[str, float]:
     """Mean nDCG@k, Recall@k and MRR@k over the judged queries present in `rankings`."""
     judged = [q for q in rankings if any(v > 0 for v in qrels.get(q, {}).values())]
     if not judged:
@@ -126,7 +128,9 @@ def score_answers(answers: Mapping[str, Answer], dataset: Dataset) -> dict[str, 
     and citation precision (cited passages judged relevant in qrels, over all citations on judged queries)."""
     answerable = [q for q in answers if dataset.answers.get(q)]
     unanswerable = [q for q in answers if q in dataset.answers and not dataset.answers[q]]
-    correct = sum(1 for q in answerable if answers[q].answered and answer_contains(answers[q].answer, dataset.answers[q]))
+    correct = sum(
+        1 for q in answerable if answers[q].answered and answer_contains(answers[q].answer, dataset.answers[q])
+    )
     answered = sum(1 for q in answerable if answers[q].answered)
     declined = sum(1 for q in unanswerable if not answers[q].answered)
     cited = relevant = 0

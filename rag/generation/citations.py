@@ -57,8 +57,16 @@ def safe_url(url: str | None) -> str | None:
 def make_citation(marker: int, passage: Passage) -> Citation:
     c = passage.chunk
     return Citation(
-        marker=marker, chunk_id=c.id, source=c.source, title=c.title, heading=" > ".join(c.heading_path),
-        snippet=snippet(c.text), score=round(passage.score, 6), url=safe_url(c.url), page=c.page, row=c.row,
+        marker=marker,
+        chunk_id=c.id,
+        source=c.source,
+        title=c.title,
+        heading=" > ".join(c.heading_path),
+        snippet=snippet(c.text),
+        score=round(passage.score, 6),
+        url=safe_url(c.url),
+        page=c.page,
+        row=c.row,
     )
 
 

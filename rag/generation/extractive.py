@@ -25,19 +25,29 @@ from rag.text.similarity import jaccard
 # rarely share words with the fact that answers them ("how long" vs "3-5 business days"), so a matching
 # answer type earns a sentence a bonus.
 _ANSWER_TYPES = [
-    (re.compile(r"\bhow (long|soon|many days|many hours|many weeks)\b|\bwhen\b|\bwhat time\b"
-                r"|多久|多长时间|几天|什么时候|何时|时效|多快", re.I),
-     re.compile(r"\d+\s*(-|–|to)?\s*\d*\s*(business\s+|working\s+|calendar\s+)?(days?|hours?|weeks?|months?|years?|minutes?)\b"
-                r"|\b(today|tomorrow|same day|next day|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b"
-                r"|\d{1,2}(:\d{2})?\s*(a\.?m\.?|p\.?m\.?)|\d+\s*(个)?(工作日|天|小时|周|个月|年)|当天|次日|\b(19|20)\d{2}\b", re.I)),
-    (re.compile(r"\bhow much\b|\bcost\b|\bprice\b|\bfee\b|\bcharge\b|多少钱|费用|价格|运费|收费", re.I),
-     re.compile(r"[$¥€£]\s?\d|\d+(\.\d+)?\s*(usd|dollars?|cad|元|块)|\bfree\b|免费|包邮", re.I)),
-    (re.compile(r"\bhow many\b|\bhow much\b|多少|几个|几次", re.I),
-     re.compile(r"\d")),
-    (re.compile(r"\bwho\b|谁", re.I),
-     re.compile(r"\b[A-Z][a-z]+(\s+[A-Z][a-z]+)+")),
-    (re.compile(r"\bwhere\b|哪里|在哪|什么地方", re.I),
-     re.compile(r"\b(in|at|from|to)\s+[A-Z][a-z]+|省|市|地址|address", re.I)),
+    (
+        re.compile(
+            r"\bhow (long|soon|many days|many hours|many weeks)\b|\bwhen\b|\bwhat time\b"
+            r"|多久|多长时间|几天|什么时候|何时|时效|多快",
+            re.I,
+        ),
+        re.compile(
+            r"\d+\s*(-|–|to)?\s*\d*\s*(business\s+|working\s+|calendar\s+)?(days?|hours?|weeks?|months?|years?|minutes?)\b"
+            r"|\b(today|tomorrow|same day|next day|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b"
+            r"|\d{1,2}(:\d{2})?\s*(a\.?m\.?|p\.?m\.?)|\d+\s*(个)?(工作日|天|小时|周|个月|年)|当天|次日|\b(19|20)\d{2}\b",
+            re.I,
+        ),
+    ),
+    (
+        re.compile(r"\bhow much\b|\bcost\b|\bprice\b|\bfee\b|\bcharge\b|多少钱|费用|价格|运费|收费", re.I),
+        re.compile(r"[$¥€£]\s?\d|\d+(\.\d+)?\s*(usd|dollars?|cad|元|块)|\bfree\b|免费|包邮", re.I),
+    ),
+    (re.compile(r"\bhow many\b|\bhow much\b|多少|几个|几次", re.I), re.compile(r"\d")),
+    (re.compile(r"\bwho\b|谁", re.I), re.compile(r"\b[A-Z][a-z]+(\s+[A-Z][a-z]+)+")),
+    (
+        re.compile(r"\bwhere\b|哪里|在哪|什么地方", re.I),
+        re.compile(r"\b(in|at|from|to)\s+[A-Z][a-z]+|省|市|地址|address", re.I),
+    ),
 ]
 _TYPE_BONUS = 0.3
 # A sentence about another year than the one asked about is usually the distractor ("won in 2019" for a
@@ -91,8 +101,13 @@ class ExtractiveGenerator:
             typed = _TYPE_BONUS if any(shape.search(c.text) for shape in shapes) else 0.0
             mentioned = set(_YEAR.findall(c.text))
             off_year = _OTHER_YEAR_PENALTY if years and mentioned and not (years & mentioned) else 0.0
-            c.score = (coverage + typed - off_year + 0.35 * max(passages[c.passage_index].score, 0) / best_passage
-                       - 0.03 * c.passage_index)
+            c.score = (
+                coverage
+                + typed
+                - off_year
+                + 0.35 * max(passages[c.passage_index].score, 0) / best_passage
+                - 0.03 * c.passage_index
+            )
 
         ranked = sorted(candidates, key=lambda c: c.score, reverse=True)
         chosen: list[_Candidate] = []

@@ -22,8 +22,15 @@ if TYPE_CHECKING:
 class LlamaCppGenerator:
     needs_prompt = True
 
-    def __init__(self, model_path: Path | str, *, context_window: int = 4096, threads: int | None = None,
-                 temperature: float = 0.1, max_tokens: int = 512):
+    def __init__(
+        self,
+        model_path: Path | str,
+        *,
+        context_window: int = 4096,
+        threads: int | None = None,
+        temperature: float = 0.1,
+        max_tokens: int = 512,
+    ):
         try:
             from llama_cpp import Llama
         except ImportError as exc:
@@ -45,13 +52,16 @@ class LlamaCppGenerator:
         completion_tokens = 0
         with self._lock:
             # stream=True: the call returns an iterator of chunks (its annotation is the union with a whole reply)
-            for event in cast("Iterator[CreateChatCompletionStreamResponse]", self.llm.create_chat_completion(
-                # plain role/content dicts, which is what the TypedDicts describe
-                messages=cast("list[ChatCompletionRequestMessage]", request.prompt.messages),
-                temperature=self.temperature,
-                max_tokens=self.max_tokens,
-                stream=True,
-            )):
+            for event in cast(
+                "Iterator[CreateChatCompletionStreamResponse]",
+                self.llm.create_chat_completion(
+                    # plain role/content dicts, which is what the TypedDicts describe
+                    messages=cast("list[ChatCompletionRequestMessage]", request.prompt.messages),
+                    temperature=self.temperature,
+                    max_tokens=self.max_tokens,
+                    stream=True,
+                ),
+            ):
                 # a delta is either empty or a ChatCompletionStreamResponseDelta: .get covers both
                 delta = cast("ChatCompletionStreamResponseDelta", event["choices"][0]["delta"])
                 text = delta.get("content")

@@ -69,8 +69,10 @@ class OpenAIGenerator:
         with translated_openai_errors(self.where, self.model, doing="query rewriting failed: "):
             reply = self.client.chat.completions.create(
                 # plain role/content dicts, which is what the TypedDicts describe
-                model=self.model, messages=cast("list[ChatCompletionMessageParam]", rewrite_messages(question, turns)),
-                temperature=0.0, max_tokens=96,
+                model=self.model,
+                messages=cast("list[ChatCompletionMessageParam]", rewrite_messages(question, turns)),
+                temperature=0.0,
+                max_tokens=96,
             )
         text = (reply.choices[0].message.content or "").strip() if reply.choices else ""
         return text.splitlines()[0].strip() if text else ""

@@ -66,7 +66,9 @@ def _block(number: int, passage: Passage, escaped_body: str) -> str:
 
 
 def count_message_tokens(messages: Sequence[dict[str, str]], encoding: tiktoken.Encoding) -> int:
-    return sum(len(encoding.encode(m["content"], disallowed_special=())) + MESSAGE_OVERHEAD_TOKENS for m in messages) + 3
+    return (
+        sum(len(encoding.encode(m["content"], disallowed_special=())) + MESSAGE_OVERHEAD_TOKENS for m in messages) + 3
+    )
 
 
 def build_prompt(
@@ -127,6 +129,7 @@ def build_prompt(
 
 def _truncate(text: str, max_tokens: int, encoding: tiktoken.Encoding) -> str:
     """The longest prefix of `text` (plus an ellipsis) within `max_tokens`; cuts at characters, never mid-UTF-8."""
+
     def fits(n: int) -> bool:
         return len(encoding.encode(text[:n] + " ...", disallowed_special=())) <= max_tokens
 

@@ -1,7 +1,7 @@
 """What a generator is, and what some generators can do besides.
 
-    Generator       writes the answer from numbered passages: text deltas, then at most one `Usage`
-    QueryRewriter   makes a follow-up question standalone (a capability: the openai generator has it)
+Generator       writes the answer from numbered passages: text deltas, then at most one `Usage`
+QueryRewriter   makes a follow-up question standalone (a capability: the openai generator has it)
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Retrievers: question in, scored passages out.
 
-    dense    cosine similarity of embeddings (FAISS)               rag.retrieval.dense
-    bm25     BM25 over stemmed English and jieba-segmented Chinese  rag.retrieval.bm25
-    hybrid   both, fused (the default for chat)                     rag.retrieval.hybrid
+dense    cosine similarity of embeddings (FAISS)               rag.retrieval.dense
+bm25     BM25 over stemmed English and jieba-segmented Chinese  rag.retrieval.bm25
+hybrid   both, fused (the default for chat)                     rag.retrieval.hybrid
 """
 
 from rag.retrieval.bm25 import BM25Retriever

@@ -9,8 +9,9 @@ from rag.retrieval.protocol import BaseRetriever, check_k
 
 
 class BM25Retriever(BaseRetriever):
-    def retrieve_many(self, questions: Sequence[str], k: int = 5, filters: Filters | None = None
-                      ) -> list[list[Passage]]:
+    def retrieve_many(
+        self, questions: Sequence[str], k: int = 5, filters: Filters | None = None
+    ) -> list[list[Passage]]:
         check_k(k)
         self._kb.refresh()
         return self._passages([self._kb.lexical_search(q, k, filters) for q in questions], "lexical")

@@ -22,8 +22,9 @@ class DenseRetriever(BaseRetriever):
         super().__init__(kb)
         self.embedder = embedder
 
-    def retrieve_many(self, questions: Sequence[str], k: int = 5, filters: Filters | None = None
-                      ) -> list[list[Passage]]:
+    def retrieve_many(
+        self, questions: Sequence[str], k: int = 5, filters: Filters | None = None
+    ) -> list[list[Passage]]:
         check_k(k)
         if not questions:
             return []

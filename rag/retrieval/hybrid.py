@@ -56,7 +56,9 @@ class HybridRetriever(BaseRetriever):
         share = cjk_share(question)
         return self.dense_weight * (1 - share) + self.foreign_dense_weight * share
 
-    def retrieve_many(self, questions: Sequence[str], k: int = 5, filters: Filters | None = None) -> list[list[Passage]]:
+    def retrieve_many(
+        self, questions: Sequence[str], k: int = 5, filters: Filters | None = None
+    ) -> list[list[Passage]]:
         check_k(k)
         if not questions:
             return []
@@ -83,9 +85,10 @@ class HybridRetriever(BaseRetriever):
             kept = self._without_near_duplicates(order, ids, k)
             ranked.append([(ids[i], float(fused[i]), float(d[i]), float(b[i])) for i in kept])
         chunks = self._kb.chunks(sorted({cid for row in ranked for cid, *_ in row}))
-        return [[Passage(chunks[cid], s, dense_score=ds, lexical_score=ls) for cid, s, ds, ls in row if cid in chunks]
-                for row in ranked]
-
+        return [
+            [Passage(chunks[cid], s, dense_score=ds, lexical_score=ls) for cid, s, ds, ls in row if cid in chunks]
+            for row in ranked
+        ]
 
     def _without_near_duplicates(self, order: list[int], ids: list[int], k: int) -> list[int]:
         """The first k of `order` skipping passages whose words nearly all repeat a better-ranked one.

@@ -17,8 +17,9 @@ class Retriever(Protocol):
         """The k passages most relevant to `question`, best first, that pass `filters`."""
         ...
 
-    def retrieve_many(self, questions: Sequence[str], k: int = 5, filters: Filters | None = None
-                      ) -> list[list[Passage]]:
+    def retrieve_many(
+        self, questions: Sequence[str], k: int = 5, filters: Filters | None = None
+    ) -> list[list[Passage]]:
         """`retrieve` for several questions at once (batched embedding)."""
         ...
 
@@ -33,8 +34,9 @@ class BaseRetriever(ABC):
         return self.retrieve_many([question], k, filters)[0]
 
     @abstractmethod
-    def retrieve_many(self, questions: Sequence[str], k: int = 5, filters: Filters | None = None
-                      ) -> list[list[Passage]]:
+    def retrieve_many(
+        self, questions: Sequence[str], k: int = 5, filters: Filters | None = None
+    ) -> list[list[Passage]]:
         """Each retriever's own search."""
 
     def _passages(self, hits: list[list[tuple[int, float]]], kind: str) -> list[list[Passage]]:

@@ -66,7 +66,9 @@ class SentenceTransformerEmbedder:
                 f"Embedding model {name!r} could not be loaded{hint}: {exc} - "
                 "set RAG_EMBEDDING_MODEL to a sentence-transformers model folder"
             ) from exc
-        get_dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        get_dimension = (
+            getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        )
         dimension = get_dimension()
         if not dimension:
             raise EmbeddingError(f"Embedding model {name!r} does not report its dimension")

@@ -34,8 +34,9 @@ def write_generation(folder: Path, generation: int, vectors: VectorIndex, lexica
     _write_durably(lexical_file(folder, generation), lexical.save)
 
 
-def load_generation(folder: Path, generation: int, kind: IndexType, dimension: int, *, ef_search: int = 128,
-                    nprobe: int = 16) -> tuple[VectorIndex, LexicalIndex]:
+def load_generation(
+    folder: Path, generation: int, kind: IndexType, dimension: int, *, ef_search: int = 128, nprobe: int = 16
+) -> tuple[VectorIndex, LexicalIndex]:
     """Both indexes of a committed generation; KnowledgeBaseCorrupt if a file is missing or disagrees."""
     vector_file, bm25_file = index_file(folder, generation), lexical_file(folder, generation)
     for file in (vector_file, bm25_file):

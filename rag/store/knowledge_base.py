@@ -55,8 +55,17 @@ class Changeset:
 class KnowledgeBase:
     """Open with `KnowledgeBase.open(path)` (read) or `KnowledgeBase.create(path, ...)` (new or existing, write)."""
 
-    def __init__(self, path: Path, store: ChunkStore, manifest: Manifest, index: VectorIndex, lexical: LexicalIndex,
-                 *, ef_search: int = 128, nprobe: int = 16):
+    def __init__(
+        self,
+        path: Path,
+        store: ChunkStore,
+        manifest: Manifest,
+        index: VectorIndex,
+        lexical: LexicalIndex,
+        *,
+        ef_search: int = 128,
+        nprobe: int = 16,
+    ):
         self.path = path
         self.store = store
         self.manifest = manifest
@@ -71,8 +80,9 @@ class KnowledgeBase:
         return (Path(path) / DB_NAME).is_file()
 
     @classmethod
-    def open(cls, path: Path | str, *, embedding_model: str | None = None, ef_search: int = 128,
-             nprobe: int = 16) -> KnowledgeBase:
+    def open(
+        cls, path: Path | str, *, embedding_model: str | None = None, ef_search: int = 128, nprobe: int = 16
+    ) -> KnowledgeBase:
         """Open an existing knowledge base; with `embedding_model`, refuse one built with another model."""
         path = Path(path)
         if not cls.exists(path):
@@ -89,8 +99,16 @@ class KnowledgeBase:
         return cls(path, store, manifest, index, lexical, ef_search=ef_search, nprobe=nprobe)
 
     @classmethod
-    def create(cls, path: Path | str, *, embedding_model: str, dimension: int, index_type: IndexType = "flat",
-               ef_search: int = 128, nprobe: int = 16) -> KnowledgeBase:
+    def create(
+        cls,
+        path: Path | str,
+        *,
+        embedding_model: str,
+        dimension: int,
+        index_type: IndexType = "flat",
+        ef_search: int = 128,
+        nprobe: int = 16,
+    ) -> KnowledgeBase:
         """Open for writing, creating an empty knowledge base if none exists; the model must match."""
         path = Path(path)
         if cls.exists(path):
@@ -182,7 +200,10 @@ class KnowledgeBase:
     def search(self, vectors: np.ndarray, k: int, filters: Filters | None = None) -> list[list[tuple[int, float]]]:
         """For each query vector, up to k (chunk id, score) pairs, best first."""
         scores, ids = self.index.search(vectors, k, self._allowed(filters))
-        return [[(int(i), float(s)) for s, i in zip(srow, irow, strict=True) if i >= 0] for srow, irow in zip(scores, ids, strict=True)]
+        return [
+            [(int(i), float(s)) for s, i in zip(srow, irow, strict=True) if i >= 0]
+            for srow, irow in zip(scores, ids, strict=True)
+        ]
 
     def lexical_search(self, query: str, k: int, filters: Filters | None = None) -> list[tuple[int, float]]:
         """Up to k (chunk id, BM25 score) pairs, best first."""
@@ -261,8 +282,9 @@ class KnowledgeBase:
 
     def _build_from_rows(self, kind: str) -> VectorIndex:
         ids, vectors = self.store.all_vectors(self.manifest.dimension)
-        return FaissVectorIndex.build(_index_type(kind), self.manifest.dimension, ids, vectors,
-                                      ef_search=self._ef_search, nprobe=self._nprobe)
+        return FaissVectorIndex.build(
+            _index_type(kind), self.manifest.dimension, ids, vectors, ef_search=self._ef_search, nprobe=self._nprobe
+        )
 
     def _rebuild_index(self, kind: IndexType) -> None:
         """Switch index type (flat/hnsw/ivf): rebuilt from stored vectors, committed like any change."""
@@ -275,8 +297,14 @@ class KnowledgeBase:
 
     @staticmethod
     def _load(path: Path, manifest: Manifest, ef_search: int, nprobe: int) -> tuple[VectorIndex, LexicalIndex]:
-        return load_generation(path, manifest.generation, _index_type(manifest.index_type), manifest.dimension,
-                               ef_search=ef_search, nprobe=nprobe)
+        return load_generation(
+            path,
+            manifest.generation,
+            _index_type(manifest.index_type),
+            manifest.dimension,
+            ef_search=ef_search,
+            nprobe=nprobe,
+        )
 
 
 def _index_type(kind: str) -> IndexType:

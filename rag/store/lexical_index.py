@@ -20,10 +20,17 @@ class LexicalIndex(Protocol):
 
     def query_scores(self, query_tokens: Sequence[str]) -> np.ndarray: ...
 
-    def search(self, query_tokens: Sequence[str], k: int, allowed_ids: np.ndarray | None = None,
-               scores: np.ndarray | None = None) -> list[tuple[int, float]]: ...
+    def search(
+        self,
+        query_tokens: Sequence[str],
+        k: int,
+        allowed_ids: np.ndarray | None = None,
+        scores: np.ndarray | None = None,
+    ) -> list[tuple[int, float]]: ...
 
-    def scores_for(self, query_tokens: Sequence[str], ids: Sequence[int], scores: np.ndarray | None = None) -> np.ndarray: ...
+    def scores_for(
+        self, query_tokens: Sequence[str], ids: Sequence[int], scores: np.ndarray | None = None
+    ) -> np.ndarray: ...
 
     def save(self, path: Path) -> None: ...
 
@@ -37,7 +44,9 @@ class BM25Index:
         self.vocabulary = vocabulary
 
     @classmethod
-    def build(cls, ids: Iterable[int], token_lists: Iterable[Sequence[str]], k1: float = 1.2, b: float = 0.75) -> BM25Index:
+    def build(
+        cls, ids: Iterable[int], token_lists: Iterable[Sequence[str]], k1: float = 1.2, b: float = 0.75
+    ) -> BM25Index:
         ids = np.fromiter(ids, dtype=np.int64)
         vocabulary: dict[str, int] = {}
         rows: list[int] = []
@@ -78,14 +87,23 @@ class BM25Index:
             return np.zeros(self.size, np.float32)
         return np.asarray(self.matrix[:, cols].sum(axis=1)).ravel()
 
-    def search(self, query_tokens: Sequence[str], k: int, allowed_ids: np.ndarray | None = None,
-               scores: np.ndarray | None = None) -> list[tuple[int, float]]:
+    def search(
+        self,
+        query_tokens: Sequence[str],
+        k: int,
+        allowed_ids: np.ndarray | None = None,
+        scores: np.ndarray | None = None,
+    ) -> list[tuple[int, float]]:
         """Up to k (chunk id, score) with a positive score, best first (`scores`: from query_scores, if at hand)."""
         scores = self.query_scores(query_tokens) if scores is None else scores
         if allowed_ids is not None:
             mask = np.zeros(self.size, bool)
             rows = np.searchsorted(self.ids, allowed_ids)
-            rows = rows[(rows < self.size) & (self.ids[np.minimum(rows, self.size - 1)] == allowed_ids)] if self.size else rows[:0]
+            rows = (
+                rows[(rows < self.size) & (self.ids[np.minimum(rows, self.size - 1)] == allowed_ids)]
+                if self.size
+                else rows[:0]
+            )
             mask[rows] = True
             scores = np.where(mask, scores, 0)
         positive = np.flatnonzero(scores > 0)
@@ -96,7 +114,9 @@ class BM25Index:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(self.ids[r]), float(scores[r])) for r in top]
 
-    def scores_for(self, query_tokens: Sequence[str], ids: Sequence[int], scores: np.ndarray | None = None) -> np.ndarray:
+    def scores_for(
+        self, query_tokens: Sequence[str], ids: Sequence[int], scores: np.ndarray | None = None
+    ) -> np.ndarray:
         """BM25 scores of given chunk ids (0 for ids not indexed)."""
         ids_a = np.asarray(ids, dtype=np.int64)
         out = np.zeros(len(ids_a), np.float32)
@@ -114,8 +134,15 @@ class BM25Index:
         for term, col in self.vocabulary.items():
             terms[col] = term
         with open(path, "wb") as handle:
-            np.savez(handle, ids=self.ids, data=m.data, indices=m.indices, indptr=m.indptr,
-                     shape=np.asarray(m.shape), terms=np.frombuffer(json.dumps(terms, ensure_ascii=False).encode(), np.uint8))
+            np.savez(
+                handle,
+                ids=self.ids,
+                data=m.data,
+                indices=m.indices,
+                indptr=m.indptr,
+                shape=np.asarray(m.shape),
+                terms=np.frombuffer(json.dumps(terms, ensure_ascii=False).encode(), np.uint8),
+            )
 
     @classmethod
     def load(cls, path: Path) -> BM25Index:
@@ -123,4 +150,3 @@ class BM25Index:
             matrix = sparse.csc_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
             terms = json.loads(z["terms"].tobytes().decode())
             return cls(z["ids"], matrix, {t: i for i, t in enumerate(terms)})
-

@@ -40,7 +40,9 @@ class VectorIndex(Protocol):
 
     def remove(self, ids: Iterable[int]) -> None: ...
 
-    def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids), each of shape (len(queries), k); missing results have id -1."""
         ...
 
@@ -119,7 +121,9 @@ class FaissVectorIndex:
             return faiss.SearchParametersIVF(nprobe=self.nprobe, sel=selector)  # type: ignore[call-arg]  # faiss stub lacks kwargs
         return faiss.SearchParameters(sel=selector) if selector is not None else None  # type: ignore[call-arg]  # faiss stub lacks kwargs
 
-    def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         k = max(1, min(k, self.size))
         if self.size == 0:

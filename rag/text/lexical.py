@@ -16,8 +16,7 @@ _STOPWORDS = frozenset(
     get got up out again further once s t don isn aren""".split()
 )
 _CJK_STOP = frozenset(
-    ("什么 怎么 如何 为什 可以 请问 是否 吗 呢 的 了 是 我 你 "
-     "我的 你们 一下 么 有没 没有 哪些 能否 能不").split()
+    ("什么 怎么 如何 为什 可以 请问 是否 吗 呢 的 了 是 我 你 我的 你们 一下 么 有没 没有 哪些 能否 能不").split()
 )
 
 

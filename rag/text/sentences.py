@@ -11,9 +11,7 @@ from dataclasses import dataclass
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 # A sentence ends after Western punctuation followed by whitespace, after CJK punctuation (no space needed),
 # or at a line break (list items, table rows).
-_SENTENCE_END = re.compile(
-    r"""(?:[.!?]+["'”’)\]]*(?=\s)|[。！？；!?;]+[”’」』）)]*|\n)"""
-)
+_SENTENCE_END = re.compile(r"""(?:[.!?]+["'”’)\]]*(?=\s)|[。！？；!?;]+[”’」』）)]*|\n)""")
 
 
 @dataclass(frozen=True)

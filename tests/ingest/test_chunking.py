@@ -28,9 +28,39 @@ def covered(text: str, spans) -> bool:
 
 
 words = st.sampled_from(
-    ["shipping", "refund", "the", "order", "arrives", "in", "3-5", "days", "$12.95", "e.g.", "warranty",
-     "退货", "发货", "订单", "三到五个工作日", "保修", "账户", "密码", "。", "！", "？", "；", ".", "!", "?", ",", "，",
-     "\n", "\n\n", "supercalifragilisticexpialidocious", "长长长长长长长长长长长长长长长长长长长长长长长长"]
+    [
+        "shipping",
+        "refund",
+        "the",
+        "order",
+        "arrives",
+        "in",
+        "3-5",
+        "days",
+        "$12.95",
+        "e.g.",
+        "warranty",
+        "退货",
+        "发货",
+        "订单",
+        "三到五个工作日",
+        "保修",
+        "账户",
+        "密码",
+        "。",
+        "！",
+        "？",
+        "；",
+        ".",
+        "!",
+        "?",
+        ",",
+        "，",
+        "\n",
+        "\n\n",
+        "supercalifragilisticexpialidocious",
+        "长长长长长长长长长长长长长长长长长长长长长长长长",
+    ]
 )
 texts = st.lists(words, min_size=0, max_size=400).map(lambda ws: " ".join(ws))
 mixed_texts = st.one_of(texts, st.text(min_size=0, max_size=2000))
@@ -112,7 +142,15 @@ def test_faq_row_is_one_chunk_with_the_question_as_title():
     doc = Document(
         source="faq.csv",
         title="faq",
-        sections=[Section(text="Three to five business days.", title="How long is shipping?", row=2, atomic=True, metadata={"category": "shipping"})],
+        sections=[
+            Section(
+                text="Three to five business days.",
+                title="How long is shipping?",
+                row=2,
+                atomic=True,
+                metadata={"category": "shipping"},
+            )
+        ],
     )
     [chunk] = chunk_document(doc, 300, 30, ENC)
     assert chunk.title == "How long is shipping?"

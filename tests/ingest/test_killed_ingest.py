@@ -75,7 +75,10 @@ def test_kill_during_embedding_of_the_real_cli(tmp_path, embedder, settings):
     many_documents(folder, 600, "new")  # changes every document: a long re-embedding
     proc = subprocess.Popen(
         [str(RAG), "ingest", str(folder), "--kb", str(settings.kb_dir)],
-        cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert wait_for(proc.stderr, "embedding", timeout=120), "the ingest never started embedding"
@@ -99,7 +102,10 @@ def test_kill_inside_the_commit_window(tmp_path, embedder, settings):
     many_documents(folder, 30, "new")
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.ingest.ingest_child", str(folder), str(settings.kb_dir)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert wait_for(proc.stdout, "IN_COMMIT", timeout=120), "the ingest never reached its commit"

@@ -24,7 +24,9 @@ def test_markdown_headings_start_sections(tmp_path):
     assert doc.title == "Shipping Guide"
     got = sections_by_heading(doc)
     assert "3 to 5 business days" in got[("Shipping Guide", "Standard shipping")]
-    assert got[("Shipping Guide", "Express shipping", "Cut-off times")] == "Orders placed before 2 pm ship the same day."
+    assert (
+        got[("Shipping Guide", "Express shipping", "Cut-off times")] == "Orders placed before 2 pm ship the same day."
+    )
     assert got[("Shipping Guide",)].startswith("Intro paragraph")
 
 

@@ -51,7 +51,17 @@ def test_reingest_is_incremental_updates_and_deletes(docs, embedder, settings):
     md = docs / "shipping.md"
     md.write_text(md.read_text().replace("costs $12.95", "costs $9.99"))
     (docs / "support.txt").unlink()
-    builders.write_jsonl(docs / "records.jsonl", [{"_id": "d1", "title": "Gift cards", "text": "Gift cards never expire and can be combined with coupons.", "metadata": {"lang": "en"}}])
+    builders.write_jsonl(
+        docs / "records.jsonl",
+        [
+            {
+                "_id": "d1",
+                "title": "Gift cards",
+                "text": "Gift cards never expire and can be combined with coupons.",
+                "metadata": {"lang": "en"},
+            }
+        ],
+    )
     builders.write_txt(docs / "new.txt", "Live chat is available on weekdays.")
     report = ingest([docs], settings.kb_dir, embedder, settings)
     assert (report.added, report.updated, report.removed, report.failed) == (1, 1, 2, [])

@@ -15,8 +15,13 @@ pytestmark = pytest.mark.unit
 
 
 def passages(score: float = 0.8, n: int = 3) -> list[Passage]:
-    return [Passage(Chunk(doc_id=f"d{i}", source=f"docs/{i}.md", text=f"Fact number {i}. " * 20, position=0, id=i), score - i / 100)
-            for i in range(1, n + 1)]
+    return [
+        Passage(
+            Chunk(doc_id=f"d{i}", source=f"docs/{i}.md", text=f"Fact number {i}. " * 20, position=0, id=i),
+            score - i / 100,
+        )
+        for i in range(1, n + 1)
+    ]
 
 
 class FakeRetriever:
@@ -99,7 +104,9 @@ def test_reply_shorter_than_the_marker_is_still_streamed():
 
 def test_context_overflow_is_retried_with_fewer_passages():
     gen = ScriptedGenerator(["Fine [1]."], fail_first=ContextOverflow("too long"))
-    long_passages = [Passage(Chunk(doc_id=f"d{i}", source="s", text="word " * 400, position=0, id=i), 0.9) for i in range(8)]
+    long_passages = [
+        Passage(Chunk(doc_id=f"d{i}", source="s", text="word " * 400, position=0, id=i), 0.9) for i in range(8)
+    ]
     _, answer = run(service(long_passages, gen, llm_context_window=4096, top_k=8))
     assert len(gen.requests) == 2
     assert len(gen.requests[1].passages) < len(gen.requests[0].passages)
@@ -117,15 +124,23 @@ from rag.chat.decline import faq_match  # noqa: E402
 
 
 def faq_passage(question: str, answer: str, dense: float) -> Passage:
-    return Passage(Chunk(doc_id="faq.csv", source="faq.csv", text=answer, position=0, title=question, row=3, id=9), dense, dense_score=dense)
+    return Passage(
+        Chunk(doc_id="faq.csv", source="faq.csv", text=answer, position=0, title=question, row=3, id=9),
+        dense,
+        dense_score=dense,
+    )
 
 
 def test_faq_match_needs_similarity_and_every_question_word():
     standard = faq_passage("How much does standard shipping cost in the US?", "US Standard shipping costs $5.95.", 0.80)
     assert faq_match("How much does standard shipping cost in the US?", standard, 0.70)
     assert not faq_match("How much does express shipping cost in the US?", standard, 0.70)  # 'express' is missing
-    assert faq_match("How much does express shipping cost in the US?", faq_passage("q", "a", 0.90), 0.70)  # near-identical
-    assert not faq_match("How much does standard shipping cost?", faq_passage("How much does standard shipping cost?", "x", 0.60), 0.70)
+    assert faq_match(
+        "How much does express shipping cost in the US?", faq_passage("q", "a", 0.90), 0.70
+    )  # near-identical
+    assert not faq_match(
+        "How much does standard shipping cost?", faq_passage("How much does standard shipping cost?", "x", 0.60), 0.70
+    )
     not_faq = Passage(Chunk(doc_id="d", source="d.md", text="x", position=0), 0.99, dense_score=0.99)
     assert not faq_match("anything", not_faq, 0.70)
 
@@ -160,11 +175,24 @@ def test_a_declined_question_is_retried_in_the_context_of_the_conversation(tmp_p
             self.calls += 1
             if "password" not in question:
                 return passages(score=0.1)
-            return [Passage(Chunk(doc_id="pw", source="pw.md", text="The reset link is valid for 30 minutes.", position=0, id=1), 0.9, dense_score=0.9)]
+            return [
+                Passage(
+                    Chunk(
+                        doc_id="pw", source="pw.md", text="The reset link is valid for 30 minutes.", position=0, id=1
+                    ),
+                    0.9,
+                    dense_score=0.9,
+                )
+            ]
 
     store = SQLAlchemyConversationStore(f"sqlite:///{tmp_path / 'c.sqlite'}")
-    svc = ChatService(Settings(_env_file=None), ContextRetriever([]), ScriptedGenerator(["It lasts 30 minutes [1]."]),
-                      get_encoding(), store=store)
+    svc = ChatService(
+        Settings(_env_file=None),
+        ContextRetriever([]),
+        ScriptedGenerator(["It lasts 30 minutes [1]."]),
+        get_encoding(),
+        store=store,
+    )
     first = svc.answer("How do I reset my password?", conversation_id="c")
     follow = svc.answer("How long is the link valid?", conversation_id="c")
     assert first.answered and follow.answered
@@ -174,8 +202,11 @@ def test_a_declined_question_is_retried_in_the_context_of_the_conversation(tmp_p
     # the earlier turn's words must not carry an unrelated question through
     unrelated = svc.answer("Who won the world cup?", conversation_id="c")
     assert not unrelated.answered
-    assert [t.question for t in store.history("c")] == ["How do I reset my password?", "How long is the link valid?",
-                                                       "Who won the world cup?"]
+    assert [t.question for t in store.history("c")] == [
+        "How do I reset my password?",
+        "How long is the link valid?",
+        "Who won the world cup?",
+    ]
     store.close()
 
 
@@ -187,10 +218,18 @@ def test_a_wrongly_rewritten_follow_up_falls_back_to_the_question_alone(tmp_path
             self.calls += 1
             if "(" in question or "backpack" not in question.lower():
                 return passages(score=0.1)
-            return [Passage(Chunk(doc_id="w", source="w.md", text="Backpacks carry a 5-year warranty.", position=0, id=1), 0.9, dense_score=0.9)]
+            return [
+                Passage(
+                    Chunk(doc_id="w", source="w.md", text="Backpacks carry a 5-year warranty.", position=0, id=1),
+                    0.9,
+                    dense_score=0.9,
+                )
+            ]
 
     store = SQLAlchemyConversationStore(f"sqlite:///{tmp_path / 'c.sqlite'}")
-    svc = ChatService(Settings(_env_file=None), Retriever([]), ScriptedGenerator(["Five years [1]."]), get_encoding(), store=store)
+    svc = ChatService(
+        Settings(_env_file=None), Retriever([]), ScriptedGenerator(["Five years [1]."]), get_encoding(), store=store
+    )
     assert not svc.answer("Do you sell fishing licenses?", conversation_id="c").answered
     follow = svc.answer("Backpack warranty?", conversation_id="c")  # short, so taken for a follow-up first
     assert follow.answered and follow.rewritten_query is None

@@ -9,8 +9,21 @@ pytestmark = pytest.mark.unit
 
 
 def passages(n: int) -> list[Passage]:
-    return [Passage(Chunk(doc_id=f"d{i}", source=f"docs/{i}.md", text=f"Text of passage {i}. " * 30, position=0,
-                          title=f"T{i}", heading_path=("H", f"S{i}"), id=100 + i), 0.9 - i / 10) for i in range(1, n + 1)]
+    return [
+        Passage(
+            Chunk(
+                doc_id=f"d{i}",
+                source=f"docs/{i}.md",
+                text=f"Text of passage {i}. " * 30,
+                position=0,
+                title=f"T{i}",
+                heading_path=("H", f"S{i}"),
+                id=100 + i,
+            ),
+            0.9 - i / 10,
+        )
+        for i in range(1, n + 1)
+    ]
 
 
 def test_markers_become_citations_in_order_of_first_use():

@@ -54,7 +54,9 @@ def test_ingest_ask_info_and_reingest(tmp_path):
 def test_errors_are_one_line_with_exit_code_2(tmp_path):
     out = rag("ask", "hello", "--kb", "nowhere", cwd=tmp_path)
     assert out.returncode == 2
-    assert out.stderr.strip() == "error: Knowledge base not found at nowhere - run `rag ingest data/ --kb nowhere` first"
+    assert (
+        out.stderr.strip() == "error: Knowledge base not found at nowhere - run `rag ingest data/ --kb nowhere` first"
+    )
     bad = rag("ask", "hello", "--filter", "novalue", cwd=tmp_path)
     assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
 
@@ -62,16 +64,22 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
 def test_eval_small_beir_folder_writes_json(tmp_path):
     folder = tmp_path / "mini"
     (folder / "qrels").mkdir(parents=True)
-    builders.write_jsonl(folder / "corpus.jsonl", [
-        {"_id": "ship", "title": "Shipping", "text": "Standard shipping takes three to five business days."},
-        {"_id": "ret", "title": "Returns", "text": "Items can be returned within thirty days for a refund."},
-        {"_id": "pw", "title": "Passwords", "text": "Reset your password from the sign-in page."},
-    ])
-    builders.write_jsonl(folder / "queries.jsonl", [
-        {"_id": "q1", "text": "how long until my parcel arrives"},
-        {"_id": "q2", "text": "can I send an item back and get my money"},
-        {"_id": "q3", "text": "question without judgement"},
-    ])
+    builders.write_jsonl(
+        folder / "corpus.jsonl",
+        [
+            {"_id": "ship", "title": "Shipping", "text": "Standard shipping takes three to five business days."},
+            {"_id": "ret", "title": "Returns", "text": "Items can be returned within thirty days for a refund."},
+            {"_id": "pw", "title": "Passwords", "text": "Reset your password from the sign-in page."},
+        ],
+    )
+    builders.write_jsonl(
+        folder / "queries.jsonl",
+        [
+            {"_id": "q1", "text": "how long until my parcel arrives"},
+            {"_id": "q2", "text": "can I send an item back and get my money"},
+            {"_id": "q3", "text": "question without judgement"},
+        ],
+    )
     (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tship\t1\nq2\tret\t1\n")
     out = rag("eval", str(folder), "--retriever", "dense", "--k", "10", "--json", "m.json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -97,7 +105,9 @@ def test_ingest_with_a_bad_file_exits_1_and_keeps_the_good_ones(tmp_path):
     builders.write_markdown(docs / "shipping.md")
     (docs / "deep.html").write_text(
         "<html><body>" + "<div>" * 5000 + "<h2>Lost parcels</h2><p>Report a lost parcel within 14 days of the "
-        "expected delivery date.</p>" + "</div>" * 5000 + "</body></html>", encoding="utf-8")
+        "expected delivery date.</p>" + "</div>" * 5000 + "</body></html>",
+        encoding="utf-8",
+    )
     (docs / "hostile.html").write_text("<html><body>" + "<li><div>" * 30_000 + "Nested text.", encoding="utf-8")
     (docs / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
     started = time.monotonic()

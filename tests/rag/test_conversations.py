@@ -35,10 +35,19 @@ def store(store_url) -> Iterator[SQLAlchemyConversationStore]:
 
 def message(message_id: str, conversation_id: str = "c1", at: datetime = T0, **fields) -> StoredMessage:
     values = dict(
-        question="How do I reset my password?", rewritten_query=None, retrieved=[(3, 0.812345), (7, 0.5)],
-        answer="Open Settings > Security [1].", citations=[{"marker": 1, "chunk_id": 3, "source": "faq.md"}],
-        answered=True, handoff=False, generator="extractive", latency_ms=12.5, prompt_tokens=0,
-        completion_tokens=0, language="en", decline_reason=None,
+        question="How do I reset my password?",
+        rewritten_query=None,
+        retrieved=[(3, 0.812345), (7, 0.5)],
+        answer="Open Settings > Security [1].",
+        citations=[{"marker": 1, "chunk_id": 3, "source": "faq.md"}],
+        answered=True,
+        handoff=False,
+        generator="extractive",
+        latency_ms=12.5,
+        prompt_tokens=0,
+        completion_tokens=0,
+        language="en",
+        decline_reason=None,
     )
     return StoredMessage(message_id=message_id, conversation_id=conversation_id, created_at=at, **(values | fields))
 
@@ -46,14 +55,34 @@ def message(message_id: str, conversation_id: str = "c1", at: datetime = T0, **f
 def test_round_trip_of_every_field(store, store_url):
     assert isinstance(store, ConversationStore)
     original = StoredMessage(
-        message_id="m-1", conversation_id="conv:1", created_at=datetime(2026, 3, 1, 17, 30, 15, 654321,
-                                                                         tzinfo=timezone(timedelta(hours=8))),
-        question="and for admins?", rewritten_query="How do admins reset a password?",
+        message_id="m-1",
+        conversation_id="conv:1",
+        created_at=datetime(2026, 3, 1, 17, 30, 15, 654321, tzinfo=timezone(timedelta(hours=8))),
+        question="and for admins?",
+        rewritten_query="How do admins reset a password?",
         retrieved=[(42, 0.7312345678901234), (9, -0.25), (10, 0.0)],
-        answer="I'm sorry, I couldn't find that.", answered=False, handoff=True,
-        citations=[{"marker": 1, "chunk_id": 42, "source": "a.pdf", "title": "A", "heading": "Intro",
-                    "snippet": "...", "score": 0.73, "url": None, "page": 3, "row": None}],
-        generator="openai", latency_ms=1234.56, prompt_tokens=812, completion_tokens=64, language="en",
+        answer="I'm sorry, I couldn't find that.",
+        answered=False,
+        handoff=True,
+        citations=[
+            {
+                "marker": 1,
+                "chunk_id": 42,
+                "source": "a.pdf",
+                "title": "A",
+                "heading": "Intro",
+                "snippet": "...",
+                "score": 0.73,
+                "url": None,
+                "page": 3,
+                "row": None,
+            }
+        ],
+        generator="openai",
+        latency_ms=1234.56,
+        prompt_tokens=812,
+        completion_tokens=64,
+        language="en",
         decline_reason="low_retrieval_score",
     )
     store.add_message(original)
@@ -69,8 +98,15 @@ def test_round_trip_of_every_field(store, store_url):
 
 
 def test_chinese_text(store):
-    zh = message("m-zh", "会话", question="如何重置密码？", answer="请打开“设置”>“安全”[1]。😀", language="zh",
-                 rewritten_query="管理员如何重置密码", citations=[{"title": "常见问题", "snippet": "重置密码：设置"}])
+    zh = message(
+        "m-zh",
+        "会话",
+        question="如何重置密码？",
+        answer="请打开“设置”>“安全”[1]。😀",
+        language="zh",
+        rewritten_query="管理员如何重置密码",
+        citations=[{"title": "常见问题", "snippet": "重置密码：设置"}],
+    )
     store.add_message(zh)
     assert store.get_message("m-zh") == zh
     assert store.history("会话") == [zh]
@@ -184,16 +220,20 @@ def test_concurrent_writers_and_readers(store):
     assert store.conversation_count() == threads_n
     for t in range(threads_n):
         assert [m.message_id for m in store.history(f"conv-{t}", limit=per_thread)] == [
-            f"t{t}-{i}" for i in range(per_thread)]
+            f"t{t}-{i}" for i in range(per_thread)
+        ]
     [only] = store.feedback()
     assert only.message_id == "t0-0"
 
 
-@pytest.mark.parametrize("url, says", [
-    ("not a url", "is not a database URL"),
-    ("mysql://user:secret@localhost/db", "supports SQLite and PostgreSQL"),
-    ("postgresql+nodriver://user:secret@localhost/db", "driver is not available"),
-])
+@pytest.mark.parametrize(
+    "url, says",
+    [
+        ("not a url", "is not a database URL"),
+        ("mysql://user:secret@localhost/db", "supports SQLite and PostgreSQL"),
+        ("postgresql+nodriver://user:secret@localhost/db", "driver is not available"),
+    ],
+)
 def test_bad_urls_say_what_to_set(url, says):
     with pytest.raises(ConfigurationError, match=says) as caught:
         SQLAlchemyConversationStore(url)

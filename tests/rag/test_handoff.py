@@ -10,9 +10,19 @@ from tests.receivers import webhook_receiver
 
 
 def answer(question="Can I talk to a human?") -> Answer:
-    return Answer(question=question, answer="Connecting you now.", answered=False, handoff=True, citations=[],
-                  passages=[], generator="extractive", language="en", conversation_id="c1", message_id="m1",
-                  decline_reason="customer_request")
+    return Answer(
+        question=question,
+        answer="Connecting you now.",
+        answered=False,
+        handoff=True,
+        citations=[],
+        passages=[],
+        generator="extractive",
+        language="en",
+        conversation_id="c1",
+        message_id="m1",
+        decline_reason="customer_request",
+    )
 
 
 def test_notice_is_delivered_after_failures_with_backoff():
@@ -25,7 +35,9 @@ def test_notice_is_delivered_after_failures_with_backoff():
         notifier.close()
     assert receiver.attempts == 3 and notifier.delivered == 1
     [payload] = receiver.received
-    assert payload["event"] == "handoff" and payload["conversation_id"] == "c1" and payload["reason"] == "customer_request"
+    assert (
+        payload["event"] == "handoff" and payload["conversation_id"] == "c1" and payload["reason"] == "customer_request"
+    )
     assert payload["transcript"][-1]["question"] == "Can I talk to a human?"
 
 

@@ -17,17 +17,30 @@ def status_error(cls: type[openai.APIStatusError], status: int, message: str) ->
     return cls(message, response=httpx.Response(status, request=REQUEST), body=None)
 
 
-@pytest.mark.parametrize("exc, expected, says", [
-    (openai.APITimeoutError(request=REQUEST), GeneratorTimeout, "RAG_LLM_TIMEOUT"),
-    (openai.APIConnectionError(request=REQUEST), GeneratorUnavailable, "is the server running"),
-    (status_error(openai.AuthenticationError, 401, "bad key"), GeneratorUnavailable, "RAG_LLM_API_KEY"),
-    (status_error(openai.NotFoundError, 404, "no such model"), GeneratorUnavailable, "no model 'm' - check RAG_LLM_MODEL"),
-    (status_error(openai.BadRequestError, 400, "maximum context length is 2048 tokens"), ContextOverflow,
-     "RAG_LLM_CONTEXT_WINDOW"),
-    (status_error(openai.BadRequestError, 400, "temperature is invalid"), GeneratorUnavailable,
-     "rejected the request: temperature is invalid"),
-    (status_error(openai.InternalServerError, 500, "boom"), GeneratorUnavailable, "answered HTTP 500: boom"),
-])
+@pytest.mark.parametrize(
+    "exc, expected, says",
+    [
+        (openai.APITimeoutError(request=REQUEST), GeneratorTimeout, "RAG_LLM_TIMEOUT"),
+        (openai.APIConnectionError(request=REQUEST), GeneratorUnavailable, "is the server running"),
+        (status_error(openai.AuthenticationError, 401, "bad key"), GeneratorUnavailable, "RAG_LLM_API_KEY"),
+        (
+            status_error(openai.NotFoundError, 404, "no such model"),
+            GeneratorUnavailable,
+            "no model 'm' - check RAG_LLM_MODEL",
+        ),
+        (
+            status_error(openai.BadRequestError, 400, "maximum context length is 2048 tokens"),
+            ContextOverflow,
+            "RAG_LLM_CONTEXT_WINDOW",
+        ),
+        (
+            status_error(openai.BadRequestError, 400, "temperature is invalid"),
+            GeneratorUnavailable,
+            "rejected the request: temperature is invalid",
+        ),
+        (status_error(openai.InternalServerError, 500, "boom"), GeneratorUnavailable, "answered HTTP 500: boom"),
+    ],
+)
 def test_each_client_error_becomes_ours_and_says_what_to_do(exc, expected, says):
     ours = translate(exc, "http://llm", "m")
     assert type(ours) is expected and says in str(ours) and "http://llm" in str(ours)

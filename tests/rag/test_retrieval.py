@@ -22,7 +22,9 @@ DOCS = {
     "en/shipping.md": "# Shipping\n\nStandard shipping takes 3-5 business days and is free on orders over $50.",
     "en/returns.md": "# Returns\n\nYou can return unused items within 30 days of delivery for a full refund.",
     "en/warranty.md": "# Warranty\n\nElectronics carry a two-year warranty against manufacturing defects.",
-    "en/password.md": "# Password\n\nReset your password with the link on the sign-in page; it is valid for 30 minutes.",
+    "en/password.md": (
+        "# Password\n\nReset your password with the link on the sign-in page; it is valid for 30 minutes."
+    ),
     "zh/退货.md": "# 退货政策\n\n签收后30天内可以申请退货，商品需保持完好。退款在5到7个工作日内到账。",
     "zh/发货.md": "# 发货说明\n\n下午两点前下单当天发货。顺丰快递4到6个工作日送达。",
     "zh/发票.md": "# 发票\n\n中国订单提供电子收据，不提供增值税发票。",
@@ -78,7 +80,9 @@ def test_contract_rejects_bad_k(retriever):
 def test_contract_batches_match_single_calls(retriever):
     questions = ["warranty for electronics", "发票"]
     batch = retriever.retrieve_many(questions, k=2)
-    assert [[p.chunk.id for p in r] for r in batch] == [[p.chunk.id for p in retriever.retrieve(q, k=2)] for q in questions]
+    assert [[p.chunk.id for p in r] for r in batch] == [
+        [p.chunk.id for p in retriever.retrieve(q, k=2)] for q in questions
+    ]
 
 
 # ---- what hybrid adds ---------------------------------------------------------------------------------
@@ -89,12 +93,15 @@ def hybrid(kb_dir, embedder):
     kb.close()
 
 
-@pytest.mark.parametrize("question, source", [
-    ("退款多久到账？", "zh/退货.md"),
-    ("几点前下单当天发货", "zh/发货.md"),
-    ("可以开增值税发票吗", "zh/发票.md"),
-    ("How long is the warranty on electronics?", "en/warranty.md"),
-])
+@pytest.mark.parametrize(
+    "question, source",
+    [
+        ("退款多久到账？", "zh/退货.md"),
+        ("几点前下单当天发货", "zh/发货.md"),
+        ("可以开增值税发票吗", "zh/发票.md"),
+        ("How long is the warranty on electronics?", "en/warranty.md"),
+    ],
+)
 def test_chinese_and_english_questions_find_their_document(hybrid, question, source):
     assert hybrid.retrieve(question, k=1)[0].chunk.source == source
 
@@ -123,7 +130,9 @@ def test_near_duplicates_are_skipped(tmp_path, monkeypatch, embedder):
     settings = Settings(kb_dir=tmp_path / "kb", _env_file=None)
     ingest([tmp_path], settings.kb_dir, embedder, settings)
     with KnowledgeBase.open(settings.kb_dir) as kb:
-        sources = [p.chunk.source for p in create_retriever("hybrid", kb, embedder, settings).retrieve("shipping time", k=3)]
+        sources = [
+            p.chunk.source for p in create_retriever("hybrid", kb, embedder, settings).retrieve("shipping time", k=3)
+        ]
         keep_all = HybridRetriever(kb, embedder, near_duplicate_similarity=1.0).retrieve("shipping time", k=3)
     assert len(sources) == 2 and "c.txt" in sources
     assert len(keep_all) == 3

@@ -17,14 +17,17 @@ from rag.api.schemas import error_responses
 from rag.conversations.analytics import compute_stats, parse_since
 from rag.core.errors import ConfigurationError
 
-_KEY_HEADER = APIKeyHeader(name="X-API-Key", scheme_name="AdminKey", auto_error=False,
-                           description="RAG_ADMIN_API_KEY")
-_KEY_BEARER = HTTPBearer(scheme_name="AdminBearer", auto_error=False,
-                         description="RAG_ADMIN_API_KEY as `Authorization: Bearer <key>`")
+_KEY_HEADER = APIKeyHeader(name="X-API-Key", scheme_name="AdminKey", auto_error=False, description="RAG_ADMIN_API_KEY")
+_KEY_BEARER = HTTPBearer(
+    scheme_name="AdminBearer", auto_error=False, description="RAG_ADMIN_API_KEY as `Authorization: Bearer <key>`"
+)
 
 
-def require_admin(settings: SettingsDep, header: Annotated[str | None, Security(_KEY_HEADER)],
-                  bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_KEY_BEARER)]) -> None:
+def require_admin(
+    settings: SettingsDep,
+    header: Annotated[str | None, Security(_KEY_HEADER)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_KEY_BEARER)],
+) -> None:
     key = settings.admin_api_key
     if key is None or not key.get_secret_value():
         raise HTTPException(403, "Admin endpoints are disabled - set RAG_ADMIN_API_KEY to enable them")
@@ -33,13 +36,15 @@ def require_admin(settings: SettingsDep, header: Annotated[str | None, Security(
         raise HTTPException(401, "Missing or wrong admin API key - send it as X-API-Key or Authorization: Bearer")
 
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)],
-                   responses=error_responses(401, 403))
+router = APIRouter(
+    prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)], responses=error_responses(401, 403)
+)
 
 # RFC 3339 full-date or date-time, the two formats the OpenAPI document declares for `since`
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})",
-                        re.IGNORECASE)
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})", re.IGNORECASE
+)
 _SINCE_SCHEMA = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
 
 
@@ -57,13 +62,24 @@ def _since(value: str | None) -> datetime | None:
         raise invalid from None
 
 
-@router.get("/stats", summary="Answered/handoff rates, feedback, latency, top unanswered questions",
-            responses=error_responses(422, 503, s422="`since` or `top` is invalid",
-                                      s503="No conversation store is configured, or its database is unreachable"))
-def stats(services: ServicesDep, settings: SettingsDep,
-          since: str | None = Query(None, description="Only from this date (2026-11-01) or RFC 3339 date-time on",
-                                    json_schema_extra=_SINCE_SCHEMA),
-          top: int = Query(10, ge=1, le=100)) -> dict:
+@router.get(
+    "/stats",
+    summary="Answered/handoff rates, feedback, latency, top unanswered questions",
+    responses=error_responses(
+        422,
+        503,
+        s422="`since` or `top` is invalid",
+        s503="No conversation store is configured, or its database is unreachable",
+    ),
+)
+def stats(
+    services: ServicesDep,
+    settings: SettingsDep,
+    since: str | None = Query(
+        None, description="Only from this date (2026-11-01) or RFC 3339 date-time on", json_schema_extra=_SINCE_SCHEMA
+    ),
+    top: int = Query(10, ge=1, le=100),
+) -> dict:
     if services.store is None:
         raise ConfigurationError("statistics need a conversation store - set RAG_DATABASE_URL")
     start = _since(since)

@@ -15,7 +15,8 @@ from rag.core.types import Filters
 router = APIRouter(tags=["chat"])
 
 _RESPONSES = event_stream_response("The answer; with `stream: true`, Server-Sent Events", CHAT_EVENT) | error_responses(
-    400, 413, 422, 502, 503, 504, s422="Invalid request (empty or over-long question, unknown field, ...)")
+    400, 413, 422, 502, 503, 504, s422="Invalid request (empty or over-long question, unknown field, ...)"
+)
 
 
 @router.post(
@@ -23,7 +24,7 @@ _RESPONSES = event_stream_response("The answer; with `stream: true`, Server-Sent
     response_model=ChatResponse,
     responses=_RESPONSES,
     summary="Ask a question; get a grounded, cited answer (or a handoff)",
-    description="With `stream: true` the reply is Server-Sent Events: `delta` events carrying `{\"text\"}`, "
+    description='With `stream: true` the reply is Server-Sent Events: `delta` events carrying `{"text"}`, '
     "then one `done` event carrying the full response (with citations), or an `error` event.",
 )
 def chat(body: ChatRequest, chat: ChatDep, settings: SettingsDep):

@@ -17,7 +17,8 @@ class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     message_id: Annotated[Text, Field(min_length=1, max_length=128)] = Field(
-        ..., description="The `message_id` of a /chat answer.")
+        ..., description="The `message_id` of a /chat answer."
+    )
     rating: Literal["up", "down"]
     comment: Annotated[Text, Field(max_length=2000)] | None = None
 
@@ -29,12 +30,27 @@ class FeedbackResponse(BaseModel):
     created_at: str
 
 
-@router.post("/feedback", response_model=FeedbackResponse, summary="Thumbs up or down on an answer",
-             responses=error_responses(400, 404, 413, 422, 503, s404="No such message",
-                                       s503="No conversation store is configured, or its database is unreachable"))
+@router.post(
+    "/feedback",
+    response_model=FeedbackResponse,
+    summary="Thumbs up or down on an answer",
+    responses=error_responses(
+        400,
+        404,
+        413,
+        422,
+        503,
+        s404="No such message",
+        s503="No conversation store is configured, or its database is unreachable",
+    ),
+)
 def feedback(body: FeedbackRequest, chat: ChatDep) -> FeedbackResponse:
     if chat.store is None:
         raise ConfigurationError("feedback needs a conversation store - set RAG_DATABASE_URL")
     stored = chat.store.add_feedback(body.message_id, body.rating, body.comment)
-    return FeedbackResponse(message_id=stored.message_id, rating=stored.rating, comment=stored.comment,
-                            created_at=stored.created_at.isoformat())
+    return FeedbackResponse(
+        message_id=stored.message_id,
+        rating=stored.rating,
+        comment=stored.comment,
+        created_at=stored.created_at.isoformat(),
+    )

@@ -33,16 +33,21 @@ from rag.core.types import Answer
 BEARER = HTTPBearer(scheme_name="ApiKey", auto_error=False, description="One of RAG_API_KEYS")
 
 
-def require_api_key(settings: SettingsDep,
-                    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]) -> None:
+def require_api_key(
+    settings: SettingsDep, bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
+) -> None:
     given = bearer.credentials.strip() if bearer else ""
     if settings.api_keys and not matches_any(given, settings.api_keys):
-        raise HTTPException(401, "Missing or invalid API key - send it as Authorization: Bearer <key>",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401,
+            "Missing or invalid API key - send it as Authorization: Bearer <key>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
-router = APIRouter(prefix="/v1", tags=["openai-compatible"], dependencies=[Depends(require_api_key)],
-                   responses=error_responses(401))
+router = APIRouter(
+    prefix="/v1", tags=["openai-compatible"], dependencies=[Depends(require_api_key)], responses=error_responses(401)
+)
 
 
 class ContentPart(BaseModel):
@@ -77,7 +82,8 @@ UserContent = Annotated[
     Discriminator(_content_kind),
 ]
 OtherContent = Annotated[
-    Annotated[Text, Tag("(text)")] | Annotated[list[ContentPart], Tag("(parts)")], Discriminator(_content_kind)]
+    Annotated[Text, Tag("(text)")] | Annotated[list[ContentPart], Tag("(parts)")], Discriminator(_content_kind)
+]
 
 
 class UserMessage(BaseModel):
@@ -121,8 +127,12 @@ class CompletionRequest(BaseModel):
 
     model: Annotated[Text, Field(max_length=256)] = Field(..., description="The id GET /v1/models lists.")
     messages: Annotated[
-        list[Annotated[Annotated[UserMessage, Tag("(user)")] | Annotated[OtherMessage, Tag("(other)")],
-                       Discriminator(_message_kind)]],
+        list[
+            Annotated[
+                Annotated[UserMessage, Tag("(user)")] | Annotated[OtherMessage, Tag("(other)")],
+                Discriminator(_message_kind),
+            ]
+        ],
         Field(min_length=1, json_schema_extra=_USER_PRESENT),
         AfterValidator(_has_user_message),
     ]
@@ -132,34 +142,49 @@ class CompletionRequest(BaseModel):
 
 @router.get("/models", summary="The knowledge base, as a model")
 def models(settings: SettingsDep) -> dict:
-    return {"object": "list",
-            "data": [{"id": settings.model_id(), "object": "model", "created": 0, "owned_by": "rag-support-bot"}]}
+    return {
+        "object": "list",
+        "data": [{"id": settings.model_id(), "object": "model", "created": 0, "owned_by": "rag-support-bot"}],
+    }
 
 
 def _usage(answer: Answer) -> dict[str, int]:
     usage = answer.usage
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens}
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
 
 
 def _extras(answer: Answer) -> dict[str, Any]:
     response = ChatResponse.from_answer(answer)
     return {
         "citations": response.model_dump()["citations"],
-        "rag": {"answered": answer.answered, "handoff": answer.handoff, "conversation_id": answer.conversation_id,
-                "message_id": answer.message_id, "generator": answer.generator,
-                "decline_reason": answer.decline_reason},
+        "rag": {
+            "answered": answer.answered,
+            "handoff": answer.handoff,
+            "conversation_id": answer.conversation_id,
+            "message_id": answer.message_id,
+            "generator": answer.generator,
+            "decline_reason": answer.decline_reason,
+        },
     }
 
 
-@router.post("/chat/completions", summary="Chat completion answered from the knowledge base",
-             responses=event_stream_response("The completion; with `stream: true`, chunks as Server-Sent Events",
-                                             COMPLETION_EVENT)
-             | error_responses(400, 404, 413, 422, 502, 503, 504, s404="No such model"))
+@router.post(
+    "/chat/completions",
+    summary="Chat completion answered from the knowledge base",
+    responses=event_stream_response(
+        "The completion; with `stream: true`, chunks as Server-Sent Events", COMPLETION_EVENT
+    )
+    | error_responses(400, 404, 413, 422, 502, 503, 504, s404="No such model"),
+)
 def chat_completions(body: CompletionRequest, chat: ChatDep, settings: SettingsDep):
     if body.model != settings.model_id():
-        raise HTTPException(404, f"The model {body.model!r} does not exist - "
-                                 f"GET /v1/models lists {settings.model_id()!r}")
+        raise HTTPException(
+            404, f"The model {body.model!r} does not exist - GET /v1/models lists {settings.model_id()!r}"
+        )
     users = [i for i, m in enumerate(body.messages) if m.role == "user"]
     # the last user message is the question; earlier ones are held to the same limit, as the schema says
     problems = []
@@ -179,9 +204,13 @@ def chat_completions(body: CompletionRequest, chat: ChatDep, settings: SettingsD
     if not body.stream:
         answer = final_answer(events)
         return {
-            "id": f"chatcmpl-{answer.message_id}", "object": "chat.completion", "created": created, "model": body.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.answer},
-                         "finish_reason": "stop"}],
+            "id": f"chatcmpl-{answer.message_id}",
+            "object": "chat.completion",
+            "created": created,
+            "model": body.model,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": answer.answer}, "finish_reason": "stop"}
+            ],
             "usage": _usage(answer),
             **_extras(answer),
         }
@@ -193,8 +222,14 @@ def _chunks(first: ChatEvent, events: Iterator[ChatEvent], model: str, created: 
     chunk_id = None
 
     def chunk(delta: dict, finish: str | None = None, **extra: Any) -> bytes:
-        payload = {"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        payload = {
+            "id": chunk_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
         return sse_event(payload)
 
     buffered: list[str] = []

@@ -21,5 +21,8 @@ def page() -> HTMLResponse:
 
 @router.get("/widget.js", include_in_schema=False)
 def widget() -> Response:
-    return Response(_asset("widget.js"), media_type="application/javascript; charset=utf-8",
-                    headers={"Cache-Control": "public, max-age=300"})
+    return Response(
+        _asset("widget.js"),
+        media_type="application/javascript; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=300"},
+    )

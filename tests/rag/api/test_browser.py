@@ -25,8 +25,15 @@ from rag.wiring import Services, create_retriever
 from tests.servers import _missing, free_port, uvicorn_in_thread
 
 pytestmark = pytest.mark.integration
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium_path() -> str:
@@ -65,8 +72,13 @@ def bot(demo_kb, embedder, tmp_path_factory, site):
     settings = Settings(kb_dir=demo_kb, _env_file=None, database_url=database, allowed_origins=[allowed_origin])
     store = SQLAlchemyConversationStore(database)
     with KnowledgeBase.open(demo_kb) as kb:
-        service = ChatService(settings, create_retriever("hybrid", kb, embedder, settings), ExtractiveGenerator(),
-                              get_encoding(), store=store)
+        service = ChatService(
+            settings,
+            create_retriever("hybrid", kb, embedder, settings),
+            ExtractiveGenerator(),
+            get_encoding(),
+            store=store,
+        )
         with uvicorn_in_thread(create_app(settings, services=Services(service, kb, embedder))) as base:
             yield base, store
     store.close()
@@ -90,8 +102,10 @@ def last_bot(page):
 def ask(page, question: str, label: str = "Your question") -> None:
     page.get_by_label(label).fill(question)
     page.get_by_label(label).press("Enter")
-    page.wait_for_function("() => !document.querySelector('.ragw-bot[aria-busy]') && "
-                           "document.querySelectorAll('.ragw-user').length > 0", timeout=30000)
+    page.wait_for_function(
+        "() => !document.querySelector('.ragw-bot[aria-busy]') && document.querySelectorAll('.ragw-user').length > 0",
+        timeout=30000,
+    )
 
 
 def test_chat_page_answers_with_sources_feedback_and_reload(bot, browser, tmp_path):
@@ -126,7 +140,10 @@ def test_chat_page_answers_with_sources_feedback_and_reload(bot, browser, tmp_pa
     assert page.locator(".ragw-user").first.inner_text().endswith("How much does gift wrapping cost?")
     ask(page, "And do wrapped gifts ship in a plain box?")
     turns = store.history(message.conversation_id, limit=10)
-    assert [t.question for t in turns] == ["How much does gift wrapping cost?", "And do wrapped gifts ship in a plain box?"]
+    assert [t.question for t in turns] == [
+        "How much does gift wrapping cost?",
+        "And do wrapped gifts ship in a plain box?",
+    ]
     page.screenshot(path=str(tmp_path / "chat.png"))
     if os.environ.get("RAG_SCREENSHOT"):
         page.screenshot(path=os.environ["RAG_SCREENSHOT"])
@@ -150,7 +167,8 @@ def test_widget_on_an_allowed_site_and_refused_elsewhere(bot, browser, site, tmp
     (folder / "index.html").write_text(
         f'<!doctype html><html><head><meta name="viewport" content="width=device-width, initial-scale=1"></head>'
         f'<body><h1>Pinecrest</h1><script src="{base}/widget.js" data-kb="Help center"></script></body></html>',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     phone = browser.new_page(viewport={"width": 375, "height": 667})
     phone.goto(allowed_origin + "/index.html")
     bubble = phone.get_by_label("Open chat")

@@ -36,8 +36,14 @@ pytestmark = pytest.mark.integration
 ADMIN_KEY = "fuzz-admin-key"
 API_KEY = "sk-fuzz-key"
 MAX_EXAMPLES = 60  # per operation, in the fuzzing phase: about 600 cases, half a minute on 2 cores
-OPERATIONS = {"GET /health", "POST /chat", "POST /feedback", "GET /admin/stats", "GET /v1/models",
-              "POST /v1/chat/completions"}
+OPERATIONS = {
+    "GET /health",
+    "POST /chat",
+    "POST /feedback",
+    "GET /admin/stats",
+    "GET /v1/models",
+    "POST /v1/chat/completions",
+}
 
 load_all_checks()
 ALL_CHECKS = sorted(check.__name__ for check in CHECKS.get_all() if not isinstance(check, type))
@@ -53,8 +59,14 @@ CONFIG = {
 @pytest.fixture(scope="module")
 def api_url(demo_kb, embedder, tmp_path_factory):
     database = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'conversations.sqlite'}"
-    bot_settings = Settings(kb_dir=demo_kb, _env_file=None, database_url=database, admin_api_key=ADMIN_KEY,
-                            api_keys=[API_KEY], api_model_name="pinecrest-help")
+    bot_settings = Settings(
+        kb_dir=demo_kb,
+        _env_file=None,
+        database_url=database,
+        admin_api_key=ADMIN_KEY,
+        api_keys=[API_KEY],
+        api_model_name="pinecrest-help",
+    )
     store = SQLAlchemyConversationStore(database)
     with KnowledgeBase.open(demo_kb) as kb:
         retriever = create_retriever("hybrid", kb, embedder, bot_settings)
@@ -78,9 +90,17 @@ def _failures(recorder) -> list[str]:
 def test_every_check_is_on():
     config = SchemathesisConfig.from_dict(CONFIG).projects.get_default()
     assert all(config.checks.get_by_name(name=name).enabled for name in ALL_CHECKS)
-    assert {"not_a_server_error", "status_code_conformance", "content_type_conformance", "response_schema_conformance",
-            "negative_data_rejection", "positive_data_acceptance", "unsupported_method", "ignored_auth",
-            "allow_header_conformance"} <= set(ALL_CHECKS)
+    assert {
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_schema_conformance",
+        "negative_data_rejection",
+        "positive_data_acceptance",
+        "unsupported_method",
+        "ignored_auth",
+        "allow_header_conformance",
+    } <= set(ALL_CHECKS)
 
 
 def test_api_keeps_its_openapi_contract(api_url):

@@ -38,8 +38,18 @@ def test_the_text_patterns_agree_with_the_server_on_every_character():
         assert bool(no_nul.fullmatch(char)) == (char != "\0"), hex(code)
 
 
-@pytest.mark.parametrize("field, value", [("top_k", "5"), ("top_k", True), ("top_k", 2.5), ("top_k", float("nan")),
-                                          ("stream", 0), ("stream", "true"), ("question", 7)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("top_k", "5"),
+        ("top_k", True),
+        ("top_k", 2.5),
+        ("top_k", float("nan")),
+        ("stream", 0),
+        ("stream", "true"),
+        ("question", 7),
+    ],
+)
 def test_request_types_are_strict(field, value):
     with pytest.raises(ValidationError):
         ChatRequest.model_validate({"question": "hi", field: value})
@@ -49,14 +59,17 @@ def test_a_whole_float_is_an_integer_as_in_json_schema():
     assert ChatRequest.model_validate({"question": "hi", "top_k": 3.0}).top_k == 3
 
 
-@pytest.mark.parametrize("error, status, kind", [
-    (DatabaseUnavailable("down"), 503, "database_unavailable"),
-    (ConfigurationError("set RAG_DATABASE_URL"), 503, "not_configured"),
-    (KnowledgeBaseCorrupt("x"), 503, "knowledge_base_error"),
-    (ContextOverflow("x"), 502, "llm_unavailable"),
-    (GeneratorTimeout("x"), 504, "llm_timeout"),
-    (RagError("x"), 500, "internal_error"),
-])
+@pytest.mark.parametrize(
+    "error, status, kind",
+    [
+        (DatabaseUnavailable("down"), 503, "database_unavailable"),
+        (ConfigurationError("set RAG_DATABASE_URL"), 503, "not_configured"),
+        (KnowledgeBaseCorrupt("x"), 503, "knowledge_base_error"),
+        (ContextOverflow("x"), 502, "llm_unavailable"),
+        (GeneratorTimeout("x"), 504, "llm_timeout"),
+        (RagError("x"), 500, "internal_error"),
+    ],
+)
 def test_one_table_maps_project_errors_to_statuses(error, status, kind):
     assert error_kind(error) == (status, kind)
 
@@ -93,7 +106,9 @@ def test_a_flood_of_accept_errors_is_logged_once_per_interval():
             logger.error("socket.accept() out of system resource\nsocket: <socket>", exc_info=True)
     logger.error("something else")
     assert [r.getMessage().splitlines()[0] for r in collect.records] == [
-        "socket.accept() out of system resource", "something else"]
+        "socket.accept() out of system resource",
+        "something else",
+    ]
 
 
 def test_the_next_message_let_through_counts_those_left_out():

@@ -26,7 +26,9 @@ pytestmark = pytest.mark.integration
 def base_url(demo_kb, embedder):
     settings = Settings(kb_dir=demo_kb, _env_file=None, max_body_bytes=4096, max_question_chars=500)
     kb = KnowledgeBase.open(demo_kb)
-    service = ChatService(settings, create_retriever("hybrid", kb, embedder, settings), ExtractiveGenerator(), get_encoding())
+    service = ChatService(
+        settings, create_retriever("hybrid", kb, embedder, settings), ExtractiveGenerator(), get_encoding()
+    )
     with uvicorn_in_thread(create_app(settings, services=Services(service, kb, embedder))) as url:
         yield url
     kb.close()
@@ -36,7 +38,16 @@ def test_answer_is_grounded_and_cited(base_url):
     r = httpx.post(f"{base_url}/chat", json={"question": "How much does express shipping cost in the US?"}, timeout=30)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) >= {"answer", "answered", "handoff", "citations", "conversation_id", "message_id", "usage", "latency_ms"}
+    assert set(body) >= {
+        "answer",
+        "answered",
+        "handoff",
+        "citations",
+        "conversation_id",
+        "message_id",
+        "usage",
+        "latency_ms",
+    }
     assert body["answered"] is True and body["handoff"] is False
     assert "$12.95" in body["answer"]
     assert body["citations"], body
@@ -48,14 +59,20 @@ def test_answer_is_grounded_and_cited(base_url):
 
 
 def test_conversation_id_is_kept_and_message_ids_are_new(base_url):
-    first = httpx.post(f"{base_url}/chat", json={"question": "Do gift cards expire?", "conversation_id": "conv-42"}, timeout=30).json()
-    second = httpx.post(f"{base_url}/chat", json={"question": "Can I use two coupons?", "conversation_id": "conv-42"}, timeout=30).json()
+    first = httpx.post(
+        f"{base_url}/chat", json={"question": "Do gift cards expire?", "conversation_id": "conv-42"}, timeout=30
+    ).json()
+    second = httpx.post(
+        f"{base_url}/chat", json={"question": "Can I use two coupons?", "conversation_id": "conv-42"}, timeout=30
+    ).json()
     assert first["conversation_id"] == second["conversation_id"] == "conv-42"
     assert first["message_id"] != second["message_id"]
 
 
 def test_out_of_scope_question_declines_and_hands_off(base_url):
-    body = httpx.post(f"{base_url}/chat", json={"question": "Who won the football world cup in 1998?"}, timeout=30).json()
+    body = httpx.post(
+        f"{base_url}/chat", json={"question": "Who won the football world cup in 1998?"}, timeout=30
+    ).json()
     assert body["answered"] is False and body["handoff"] is True and body["citations"] == []
     assert body["answer"] == Settings(_env_file=None).fallback_message
     assert body["decline_reason"] == "low_retrieval_score"
@@ -71,7 +88,9 @@ def test_chinese_question_gets_a_chinese_answer(base_url):
 
 
 def test_streaming_sends_deltas_then_one_done_event_with_citations(base_url):
-    with httpx.stream("POST", f"{base_url}/chat", json={"question": "How long do refunds take?", "stream": True}, timeout=30) as r:
+    with httpx.stream(
+        "POST", f"{base_url}/chat", json={"question": "How long do refunds take?", "stream": True}, timeout=30
+    ) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         events = sse_events(r)
@@ -84,8 +103,15 @@ def test_streaming_sends_deltas_then_one_done_event_with_citations(base_url):
 
 
 def test_filters_restrict_the_sources(base_url):
-    body = httpx.post(f"{base_url}/chat", json={"question": "How do I return an item?", "top_k": 3,
-                                                "filters": {"source_prefix": "data/returns-and-refunds"}}, timeout=30).json()
+    body = httpx.post(
+        f"{base_url}/chat",
+        json={
+            "question": "How do I return an item?",
+            "top_k": 3,
+            "filters": {"source_prefix": "data/returns-and-refunds"},
+        },
+        timeout=30,
+    ).json()
     assert body["citations"] and {c["source"] for c in body["citations"]} == {"data/returns-and-refunds.html"}
 
 
@@ -95,17 +121,20 @@ def test_planted_instructions_in_a_document_are_not_obeyed(base_url):
     assert body["answered"] and "$3.50" in body["answer"]
 
 
-@pytest.mark.parametrize("payload, status, kind, needle", [
-    ({"question": ""}, 422, "invalid_request", "question: must not be empty"),
-    ({"question": "   "}, 422, "invalid_request", "question: must not be empty"),
-    ({"question": "x" * 501}, 422, "invalid_request", "the limit is 500"),
-    ({"question": "hi", "colour": "blue"}, 422, "invalid_request", "colour"),
-    ({"question": "hi", "top_k": 0}, 422, "invalid_request", "top_k"),
-    ({"question": "hi", "top_k": 999}, 422, "invalid_request", "top_k: must be at most 20"),
-    ({"question": 7}, 422, "invalid_request", "question"),
-    ({}, 422, "invalid_request", "question"),
-    ({"question": "hi", "filters": {"metadata": {"a": [1]}}}, 422, "invalid_request", "filters.metadata"),
-])
+@pytest.mark.parametrize(
+    "payload, status, kind, needle",
+    [
+        ({"question": ""}, 422, "invalid_request", "question: must not be empty"),
+        ({"question": "   "}, 422, "invalid_request", "question: must not be empty"),
+        ({"question": "x" * 501}, 422, "invalid_request", "the limit is 500"),
+        ({"question": "hi", "colour": "blue"}, 422, "invalid_request", "colour"),
+        ({"question": "hi", "top_k": 0}, 422, "invalid_request", "top_k"),
+        ({"question": "hi", "top_k": 999}, 422, "invalid_request", "top_k: must be at most 20"),
+        ({"question": 7}, 422, "invalid_request", "question"),
+        ({}, 422, "invalid_request", "question"),
+        ({"question": "hi", "filters": {"metadata": {"a": [1]}}}, 422, "invalid_request", "filters.metadata"),
+    ],
+)
 def test_bad_requests_get_a_4xx_json_error_naming_the_problem(base_url, payload, status, kind, needle):
     r = httpx.post(f"{base_url}/chat", json=payload, timeout=30)
     assert r.status_code == status, r.text
@@ -114,7 +143,9 @@ def test_bad_requests_get_a_4xx_json_error_naming_the_problem(base_url, payload,
 
 
 def test_malformed_json_oversized_and_chunked_bodies(base_url):
-    r = httpx.post(f"{base_url}/chat", content=b'{"question": "hi",', headers={"content-type": "application/json"}, timeout=30)
+    r = httpx.post(
+        f"{base_url}/chat", content=b'{"question": "hi",', headers={"content-type": "application/json"}, timeout=30
+    )
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_json"
     r = httpx.post(f"{base_url}/chat", json={"question": "y" * 5000}, timeout=30)
     assert r.status_code == 413 and r.json()["error"]["type"] == "body_too_large"
@@ -146,8 +177,15 @@ def test_rag_serve_command_serves_the_same_api(demo_kb, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     cmd = [str(Path(sys.executable).with_name("rag")), "serve", "--kb", str(demo_kb), "--port", str(port)]
     with process(cmd, f"http://127.0.0.1:{port}/health", env=env, timeout=120, log=tmp_path / "serve.log"):
-        body = httpx.post(f"http://127.0.0.1:{port}/chat", json={"question": "How long is the return window?"}, timeout=30).json()
+        body = httpx.post(
+            f"http://127.0.0.1:{port}/chat", json={"question": "How long is the return window?"}, timeout=30
+        ).json()
         assert body["answered"] and "30 days" in body["answer"]
-    missing = subprocess.run([str(Path(sys.executable).with_name("rag")), "serve", "--kb", str(tmp_path / "none")],
-                             env=env, capture_output=True, text=True, timeout=60)
+    missing = subprocess.run(
+        [str(Path(sys.executable).with_name("rag")), "serve", "--kb", str(tmp_path / "none")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert missing.returncode == 2 and "Knowledge base not found" in missing.stderr

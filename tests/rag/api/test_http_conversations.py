@@ -43,8 +43,14 @@ def bot(database_url, demo_kb, embedder):
     store = SQLAlchemyConversationStore(database_url)
     with webhook_receiver(fail_first=1) as receiver, KnowledgeBase.open(demo_kb) as kb:
         notifier = WebhookNotifier(receiver.url, store, retries=3, backoff=0.05)
-        service = ChatService(settings, create_retriever("hybrid", kb, embedder, settings), ExtractiveGenerator(),
-                              get_encoding(), store=store, on_handoff=notifier)
+        service = ChatService(
+            settings,
+            create_retriever("hybrid", kb, embedder, settings),
+            ExtractiveGenerator(),
+            get_encoding(),
+            store=store,
+            on_handoff=notifier,
+        )
         with uvicorn_in_thread(create_app(settings, services=Services(service, kb, embedder))) as base:
             yield base, store, receiver, notifier
         notifier.close()
@@ -123,7 +129,9 @@ def test_curated_faq_entry_is_returned_verbatim(bot):
 def test_feedback_is_stored_and_unknown_messages_are_404(bot):
     base, store, *_ = bot
     body = ask(base, "Do gift cards expire?")
-    r = httpx.post(f"{base}/feedback", json={"message_id": body["message_id"], "rating": "up", "comment": "great"}, timeout=30)
+    r = httpx.post(
+        f"{base}/feedback", json={"message_id": body["message_id"], "rating": "up", "comment": "great"}, timeout=30
+    )
     assert r.status_code == 200 and r.json()["rating"] == "up"
     r = httpx.post(f"{base}/feedback", json={"message_id": body["message_id"], "rating": "down"}, timeout=30)
     assert r.status_code == 200
@@ -136,8 +144,13 @@ def test_feedback_is_stored_and_unknown_messages_are_404(bot):
 
 def test_admin_stats_need_the_key_and_group_unanswered_questions(bot):
     base, *_ = bot
-    for q in ("Do you sell fishing licenses?", "Can I buy a fishing license from you?", "Do you sell fishing licences?",
-              "Do gift cards expire?", "Who is the president of France?"):
+    for q in (
+        "Do you sell fishing licenses?",
+        "Can I buy a fishing license from you?",
+        "Do you sell fishing licences?",
+        "Do gift cards expire?",
+        "Who is the president of France?",
+    ):
         ask(base, q)
     assert httpx.get(f"{base}/admin/stats", timeout=30).status_code == 401
     assert httpx.get(f"{base}/admin/stats", headers={"X-API-Key": "wrong"}, timeout=30).status_code == 401
@@ -156,7 +169,9 @@ def test_admin_stats_need_the_key_and_group_unanswered_questions(bot):
 def test_admin_is_disabled_without_a_key(demo_kb, embedder, tmp_path):
     settings = Settings(kb_dir=demo_kb, _env_file=None, database_url=f"sqlite:///{tmp_path / 'c.sqlite'}")
     with KnowledgeBase.open(demo_kb) as kb:
-        service = ChatService(settings, create_retriever("hybrid", kb, embedder, settings), ExtractiveGenerator(), get_encoding())
+        service = ChatService(
+            settings, create_retriever("hybrid", kb, embedder, settings), ExtractiveGenerator(), get_encoding()
+        )
         with uvicorn_in_thread(create_app(settings, services=Services(service, kb, embedder))) as base:
             r = httpx.get(f"{base}/admin/stats", headers={"X-API-Key": "anything"}, timeout=30)
     assert r.status_code == 403 and "RAG_ADMIN_API_KEY" in r.json()["error"]["message"]
@@ -164,11 +179,16 @@ def test_admin_is_disabled_without_a_key(demo_kb, embedder, tmp_path):
 
 def test_rag_report_writes_an_offline_html_report(tmp_path, demo_kb):
     database = f"sqlite:///{tmp_path / 'conversations.sqlite'}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")} | {"RAG_DATABASE_URL": database, "RAG_KB_DIR": str(demo_kb)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")} | {
+        "RAG_DATABASE_URL": database,
+        "RAG_KB_DIR": str(demo_kb),
+    }
     rag = str(Path(sys.executable).with_name("rag"))
     for q in ("Do you sell fishing licenses?", "Can I buy a fishing license here?", "Do gift cards expire?"):
         assert subprocess.run([rag, "ask", q], env=env, capture_output=True, timeout=120).returncode == 0
-    out = subprocess.run([rag, "report", "--html", str(tmp_path / "report.html")], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [rag, "report", "--html", str(tmp_path / "report.html")], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert "questions 3" in out.stdout and "fishing" in out.stdout
     page = (tmp_path / "report.html").read_text(encoding="utf-8")

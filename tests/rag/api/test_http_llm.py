@@ -36,8 +36,16 @@ def kb(demo_kb):
 
 
 def llm_settings(kb_dir, **kw) -> Settings:
-    return Settings(kb_dir=kb_dir, _env_file=None, generator="openai", llm_model="smollm2",
-                    llm_context_window=N_CTX, llm_max_tokens=64, llm_temperature=0.0, **kw)
+    return Settings(
+        kb_dir=kb_dir,
+        _env_file=None,
+        generator="openai",
+        llm_model="smollm2",
+        llm_context_window=N_CTX,
+        llm_max_tokens=64,
+        llm_temperature=0.0,
+        **kw,
+    )
 
 
 def serve(settings: Settings, kb, embedder, generator):
@@ -46,9 +54,17 @@ def serve(settings: Settings, kb, embedder, generator):
 
 
 def test_openai_generator_streams_text_and_usage(llm_url):
-    passages = [Passage(Chunk(doc_id="d", source="faq.md", text="Standard shipping takes 3-5 business days.", position=0), 0.9)]
-    prompt = build_prompt("How long is standard shipping?", passages, language="en", encoding=get_encoding(),
-                          context_window=N_CTX, answer_tokens=32)
+    passages = [
+        Passage(Chunk(doc_id="d", source="faq.md", text="Standard shipping takes 3-5 business days.", position=0), 0.9)
+    ]
+    prompt = build_prompt(
+        "How long is standard shipping?",
+        passages,
+        language="en",
+        encoding=get_encoding(),
+        context_window=N_CTX,
+        answer_tokens=32,
+    )
     generator = OpenAIGenerator("smollm2", base_url=llm_url, max_tokens=32, temperature=0.0)
     items = list(generator.stream(GenerationRequest("How long is standard shipping?", "en", passages, prompt)))
     texts = [i for i in items if isinstance(i, str)]
@@ -61,14 +77,18 @@ def test_chat_with_a_real_llm_server_plain_and_streaming(llm_url, demo_kb, kb, e
     settings = llm_settings(demo_kb)
     generator = OpenAIGenerator("smollm2", base_url=llm_url, max_tokens=64, temperature=0.0)
     with serve(settings, kb, embedder, generator) as base:
-        body = httpx.post(f"{base}/chat", json={"question": "How much does express shipping cost in the US?"}, timeout=120).json()
+        body = httpx.post(
+            f"{base}/chat", json={"question": "How much does express shipping cost in the US?"}, timeout=120
+        ).json()
         assert body["generator"] == "openai:smollm2"
         assert body["answer"].strip() and body["usage"]["prompt_tokens"] > 0
         assert body["handoff"] is (not body["answered"])
         markers = {c["marker"] for c in body["citations"]}
         assert all(f"[{m}]" in body["answer"] for m in markers)
 
-        with httpx.stream("POST", f"{base}/chat", json={"question": "How do I reset my password?", "stream": True}, timeout=120) as r:
+        with httpx.stream(
+            "POST", f"{base}/chat", json={"question": "How do I reset my password?", "stream": True}, timeout=120
+        ) as r:
             assert r.status_code == 200
             events = sse_events(r)
         kinds = [k for k, _ in events]
@@ -98,7 +118,10 @@ def test_llm_server_down_is_a_502_and_the_server_keeps_serving(demo_kb, kb, embe
     dead = f"http://127.0.0.1:{free_port()}/v1"
     generator = OpenAIGenerator("smollm2", base_url=dead, max_retries=0, timeout=5)
     with serve(llm_settings(demo_kb), kb, embedder, generator) as base:
-        for payload in ({"question": "How do I reset my password?"}, {"question": "How do I reset my password?", "stream": True}):
+        for payload in (
+            {"question": "How do I reset my password?"},
+            {"question": "How do I reset my password?", "stream": True},
+        ):
             r = httpx.post(f"{base}/chat", json=payload, timeout=30)
             assert r.status_code == 502, r.text
             assert r.json()["error"]["type"] == "llm_unavailable" and dead in r.json()["error"]["message"]
@@ -119,8 +142,14 @@ def test_llm_server_timeout_is_a_504(demo_kb, kb, embedder):
 def test_llamacpp_generator_in_process():
     generator = LlamaCppGenerator(smollm2_gguf(), context_window=N_CTX, max_tokens=16, temperature=0.0)
     passages = [Passage(Chunk(doc_id="d", source="faq.md", text="Gift cards never expire.", position=0), 0.9)]
-    prompt = build_prompt("Do gift cards expire?", passages, language="en", encoding=get_encoding(),
-                          context_window=N_CTX, answer_tokens=16)
+    prompt = build_prompt(
+        "Do gift cards expire?",
+        passages,
+        language="en",
+        encoding=get_encoding(),
+        context_window=N_CTX,
+        answer_tokens=16,
+    )
     items = list(generator.stream(GenerationRequest("Do gift cards expire?", "en", passages, prompt)))
     assert "".join(i for i in items if isinstance(i, str)).strip()
     assert isinstance(items[-1], Usage) and items[-1].completion_tokens > 0

@@ -23,7 +23,9 @@ KEY = "sk-test-key"
 def base_url(demo_kb, embedder):
     settings = Settings(kb_dir=demo_kb, _env_file=None, api_keys=[KEY], api_model_name="pinecrest-help")
     with KnowledgeBase.open(demo_kb) as kb:
-        service = ChatService(settings, create_retriever("hybrid", kb, embedder, settings), ExtractiveGenerator(), get_encoding())
+        service = ChatService(
+            settings, create_retriever("hybrid", kb, embedder, settings), ExtractiveGenerator(), get_encoding()
+        )
         with uvicorn_in_thread(create_app(settings, services=Services(service, kb, embedder))) as url:
             yield url
 
@@ -39,7 +41,8 @@ def test_models_lists_the_knowledge_base(client):
 
 def test_completion_is_the_grounded_answer_with_citations(client):
     reply = client.chat.completions.create(
-        model="pinecrest-help", messages=[{"role": "user", "content": "How long do I have to return an item?"}])
+        model="pinecrest-help", messages=[{"role": "user", "content": "How long do I have to return an item?"}]
+    )
     text = reply.choices[0].message.content
     assert "30 days" in text and reply.choices[0].finish_reason == "stop"
     extra = reply.model_extra
@@ -49,7 +52,8 @@ def test_completion_is_the_grounded_answer_with_citations(client):
 
 def test_streaming_chunks_end_with_citations(client):
     stream = client.chat.completions.create(
-        model="pinecrest-help", stream=True, messages=[{"role": "user", "content": "Do gift cards expire?"}])
+        model="pinecrest-help", stream=True, messages=[{"role": "user", "content": "Do gift cards expire?"}]
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text.strip() and chunks[-1].choices[0].finish_reason == "stop"
@@ -57,17 +61,22 @@ def test_streaming_chunks_end_with_citations(client):
 
 
 def test_earlier_messages_give_a_follow_up_its_context(client):
-    reply = client.chat.completions.create(model="pinecrest-help", messages=[
-        {"role": "system", "content": "You are helpful."},
-        {"role": "user", "content": "How long does standard shipping take in the US?"},
-        {"role": "assistant", "content": "3-5 business days."},
-        {"role": "user", "content": "What about express?"},
-    ])
+    reply = client.chat.completions.create(
+        model="pinecrest-help",
+        messages=[
+            {"role": "system", "content": "You are helpful."},
+            {"role": "user", "content": "How long does standard shipping take in the US?"},
+            {"role": "assistant", "content": "3-5 business days."},
+            {"role": "user", "content": "What about express?"},
+        ],
+    )
     assert "1-2 business days" in reply.choices[0].message.content
 
 
 def test_out_of_scope_is_an_honest_handoff(client):
-    reply = client.chat.completions.create(model="pinecrest-help", messages=[{"role": "user", "content": "Who won the 1998 world cup?"}])
+    reply = client.chat.completions.create(
+        model="pinecrest-help", messages=[{"role": "user", "content": "Who won the 1998 world cup?"}]
+    )
     assert reply.model_extra["rag"]["handoff"] is True and reply.model_extra["citations"] == []
 
 

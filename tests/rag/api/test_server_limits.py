@@ -45,8 +45,11 @@ def server(demo_kb, tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")} | {
-        "RAG_HTTP_HEADER_TIMEOUT": str(HEADER_TIMEOUT), "RAG_HTTP_BODY_TIMEOUT": str(BODY_TIMEOUT),
-        "RAG_HTTP_KEEP_ALIVE_TIMEOUT": "1", "RAG_DATABASE_URL": f"sqlite:///{log.parent / 'c.sqlite'}"}
+        "RAG_HTTP_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
+        "RAG_HTTP_BODY_TIMEOUT": str(BODY_TIMEOUT),
+        "RAG_HTTP_KEEP_ALIVE_TIMEOUT": "1",
+        "RAG_DATABASE_URL": f"sqlite:///{log.parent / 'c.sqlite'}",
+    }
     cmd = [str(Path(sys.executable).with_name("rag")), "serve", "--kb", str(demo_kb), "--port", str(port)]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_lower_open_files_limit)
@@ -137,8 +140,9 @@ def test_slow_headers_slow_bodies_and_idle_keep_alive_are_closed(server):
     dribbler.close()
 
     slow_body = socket.create_connection(("127.0.0.1", port))
-    slow_body.sendall(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                      b"Content-Length: 100\r\n\r\n{")
+    slow_body.sendall(
+        b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+    )
     slow_body.setblocking(False)
     started = time.monotonic()
     assert wait_closed([slow_body], within=BODY_TIMEOUT + 3) == []
@@ -157,15 +161,17 @@ def test_when_every_connection_is_busy_a_new_one_is_told_so(demo_kb, embedder):
     """At the cap with no idle connection to close, the newcomer gets a 503 it can read, not a silent hang."""
     settings = Settings(kb_dir=demo_kb, _env_file=None, http_max_connections=8)
     with KnowledgeBase.open(demo_kb) as kb:
-        service = ChatService(settings, create_retriever("bm25", kb, None, settings), ExtractiveGenerator(),
-                              get_encoding())
+        service = ChatService(
+            settings, create_retriever("bm25", kb, None, settings), ExtractiveGenerator(), get_encoding()
+        )
         with guarded_server(settings, Services(service, kb, embedder)) as base:
             port = int(base.rsplit(":", 1)[1])
             busy = []
             for _ in range(8):  # requests in progress: headers in, body still coming
                 s = socket.create_connection(("127.0.0.1", port))
-                s.sendall(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                          b"Content-Length: 100\r\n\r\n{")
+                s.sendall(
+                    b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+                )
                 busy.append(s)
             time.sleep(0.3)
             newcomer = socket.create_connection(("127.0.0.1", port))

@@ -29,12 +29,24 @@ HOSTILE_HTML = """<!doctype html><html><head><title>Gift vouchers</title>
 <body><h1>Gift vouchers</h1><p>Pinecrest gift vouchers never expire and can be redeemed in the online shop.</p>
 </body></html>"""
 RECORDS = [
-    {"_id": "lockers", "title": "Parcel lockers", "url": " JAVA\tSCRIPT:alert(1)",
-     "text": "Parcel lockers: collect your parcel from a Pinecrest parcel locker within 7 days of delivery."},
-    {"_id": "data", "title": "Wrapping paper", "url": "data:text/html,<script>alert(1)</script>",
-     "text": "Wrapping paper: recycled wrapping paper is available in three colours for every order."},
-    {"_id": "credit", "title": "Store credit", "url": "https://help.example.com/store-credit",
-     "text": "Store credit: refunds as store credit are issued within one business day and never expire."},
+    {
+        "_id": "lockers",
+        "title": "Parcel lockers",
+        "url": " JAVA\tSCRIPT:alert(1)",
+        "text": "Parcel lockers: collect your parcel from a Pinecrest parcel locker within 7 days of delivery.",
+    },
+    {
+        "_id": "data",
+        "title": "Wrapping paper",
+        "url": "data:text/html,<script>alert(1)</script>",
+        "text": "Wrapping paper: recycled wrapping paper is available in three colours for every order.",
+    },
+    {
+        "_id": "credit",
+        "title": "Store credit",
+        "url": "https://help.example.com/store-credit",
+        "text": "Store credit: refunds as store credit are issued within one business day and never expire.",
+    },
 ]
 
 
@@ -50,15 +62,30 @@ def site(tmp_path_factory, embedder):
     assert not ingest([docs], kb_dir, embedder, settings).failed
     store = SQLAlchemyConversationStore(database)
     with KnowledgeBase.open(kb_dir) as kb:
-        service = ChatService(settings, create_retriever("hybrid", kb, embedder, settings), ExtractiveGenerator(),
-                              get_encoding(), store=store)
+        service = ChatService(
+            settings,
+            create_retriever("hybrid", kb, embedder, settings),
+            ExtractiveGenerator(),
+            get_encoding(),
+            store=store,
+        )
         with guarded_server(settings, Services(service, kb, embedder)) as url:
             yield url
     store.close()
 
 
-@pytest.mark.parametrize("method, path", [("GET", "/"), ("GET", "/widget.js"), ("GET", "/health"), ("GET", "/docs"),
-                                          ("GET", "/openapi.json"), ("POST", "/chat"), ("TRACE", "/chat")])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/"),
+        ("GET", "/widget.js"),
+        ("GET", "/health"),
+        ("GET", "/docs"),
+        ("GET", "/openapi.json"),
+        ("POST", "/chat"),
+        ("TRACE", "/chat"),
+    ],
+)
 def test_every_response_carries_the_security_headers(site, method, path):
     r = httpx.request(method, site + path, timeout=30)
     assert r.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
@@ -75,19 +102,26 @@ def test_too_large_bodies_carry_them_too(site):
 def test_docs_are_served_from_this_server(site):
     page = httpx.get(f"{site}/docs", timeout=30).text
     assert not re.search(r"(src|href)=\"(https?:)?//", page), page  # nothing from a CDN
-    for asset, media_type in [("swagger-ui-bundle.js", "application/javascript"), ("swagger-ui.css", "text/css"),
-                              ("docs.js", "application/javascript"), ("favicon.png", "image/png")]:
+    for asset, media_type in [
+        ("swagger-ui-bundle.js", "application/javascript"),
+        ("swagger-ui.css", "text/css"),
+        ("docs.js", "application/javascript"),
+        ("favicon.png", "image/png"),
+    ]:
         r = httpx.get(f"{site}/docs/assets/{asset}", timeout=30)
         assert r.status_code == 200 and r.headers["content-type"].startswith(media_type) and r.content
     assert httpx.get(f"{site}/docs/assets/..%2Fapp.py", timeout=30).status_code == 404
 
 
-@pytest.mark.parametrize("question, url", [
-    ("Do Pinecrest gift vouchers expire?", None),
-    ("How long can I collect my parcel from a parcel locker?", None),
-    ("Is recycled wrapping paper available?", None),
-    ("How fast is store credit issued?", "https://help.example.com/store-credit"),
-])
+@pytest.mark.parametrize(
+    "question, url",
+    [
+        ("Do Pinecrest gift vouchers expire?", None),
+        ("How long can I collect my parcel from a parcel locker?", None),
+        ("Is recycled wrapping paper available?", None),
+        ("How fast is store credit issued?", "https://help.example.com/store-credit"),
+    ],
+)
 def test_only_http_links_become_citation_urls(site, question, url):
     body = httpx.post(f"{site}/chat", json={"question": question}, timeout=30).json()
     assert body["citations"], body
@@ -128,13 +162,40 @@ def test_swagger_ui_works_offline_under_the_csp(site, browser):
 def test_widget_links_only_http_urls_even_if_the_server_sent_others(site, browser):
     """Defence in depth: a /chat reply carrying javascript: and data: URLs (a server that did not sanitise)."""
     citations = [
-        {"marker": i + 1, "chunk_id": i, "source": f"doc{i}.md", "url": url, "title": f"Doc {i}", "heading": "",
-         "page": None, "row": None, "snippet": "Some text.", "score": 0.9}
-        for i, url in enumerate(["javascript:alert(1)", " JaVaScRiPt:alert(2)", "data:text/html,<b>x</b>",
-                                 "https://help.example.com/ok", "/relative/page"])]
-    done = {"answer": "Here you go [1][2][3][4][5].", "answered": True, "handoff": False, "citations": citations,
-            "conversation_id": "c1", "message_id": "m1", "usage": {"prompt_tokens": 0, "completion_tokens": 0,
-            "total_tokens": 0, "estimated": True}, "latency_ms": 1.0, "generator": "extractive", "language": "en"}
+        {
+            "marker": i + 1,
+            "chunk_id": i,
+            "source": f"doc{i}.md",
+            "url": url,
+            "title": f"Doc {i}",
+            "heading": "",
+            "page": None,
+            "row": None,
+            "snippet": "Some text.",
+            "score": 0.9,
+        }
+        for i, url in enumerate(
+            [
+                "javascript:alert(1)",
+                " JaVaScRiPt:alert(2)",
+                "data:text/html,<b>x</b>",
+                "https://help.example.com/ok",
+                "/relative/page",
+            ]
+        )
+    ]
+    done = {
+        "answer": "Here you go [1][2][3][4][5].",
+        "answered": True,
+        "handoff": False,
+        "citations": citations,
+        "conversation_id": "c1",
+        "message_id": "m1",
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "estimated": True},
+        "latency_ms": 1.0,
+        "generator": "extractive",
+        "language": "en",
+    }
     stream = f"event: done\ndata: {json.dumps(done)}\n\n"
     page = watched_page(browser, site)
     page.route("**/chat", lambda route: route.fulfill(status=200, content_type="text/event-stream", body=stream))
