@@ -21,6 +21,7 @@ from ingest.errors import LoaderError
 from ingest.loaders import is_supported, load_file
 from rag.core.settings import Settings
 from rag.core.types import Chunk, Document
+from rag.store.calibration import FusionCalibration, calibrate, sample_ids
 from rag.store.embedders import Embedder
 from rag.store.knowledge_base import Changeset, DocumentUpdate, KnowledgeBase
 from rag.text.tokenizer import get_encoding
@@ -173,8 +174,35 @@ def ingest(
         updates = _embed(pending, kb, embedder, report, progress)
         kb.apply(Changeset(upserts=updates, deletions=deletions))
         report.chunks_total = kb.index.size
+        if _needs_calibration(kb, report, settings):
+            kb.set_fusion_calibration(_calibrate(kb, embedder, settings))
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _needs_calibration(kb: KnowledgeBase, report: IngestReport, settings: Settings) -> bool:
+    """Measure again when never measured or when a good share of the documents changed (it costs embedding
+    a few hundred short texts, too much to repeat for every one-file update)."""
+    if not settings.hybrid_adaptive:
+        return False
+    changed = report.added + report.updated + report.removed
+    documents = changed + report.unchanged
+    return changed > 0 and (kb.fusion_calibration() is None or changed >= settings.fusion_recalibrate_share * documents)
+
+
+def _calibrate(kb: KnowledgeBase, embedder: Embedder, settings: Settings) -> FusionCalibration | None:
+    """Pseudo-questions from chunks spread evenly over the knowledge base (twice as many chunks as questions
+    wanted: some chunks yield none)."""
+    sample = sample_ids(kb.store.chunk_ids(), 2 * settings.fusion_calibration_questions)
+    chunks = kb.chunks(sample)
+    return calibrate(
+        [chunks[i] for i in sample if i in chunks],
+        embedder,
+        limit=settings.fusion_calibration_questions,
+        prior=settings.hybrid_dense_weight,
+        shrink=settings.fusion_calibration_shrink,
+        min_questions=settings.fusion_calibration_min_questions,
+    )
 
 
 def _embed(

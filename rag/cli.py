@@ -241,6 +241,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
                 )
                 result: dict[str, Any] = {k: round(v, 4) for k, v in metrics.items()}
                 result.update(ingest_seconds=round(ingest_s, 2), query_ms=round(1000 * query_s / max(1, len(qids)), 2))
+                if kind == "hybrid":
+                    result["fusion"] = _fusion_choice(kb, retriever)
                 if kind == answer_kind and dataset.answers and not args.no_answers:
                     service = create_chat_service(settings, retriever)
                     answers = {q: service.answer(dataset.queries[q]) for q in dataset.answers if q in dataset.queries}
@@ -256,6 +258,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             f"{args.dataset.name:<12} {kind:<10} {r[f'ndcg@{k}']:>9.4f} {r[f'recall@{k}']:>10.4f} "
             f"{r[f'mrr@{k}']:>8.4f} {r['queries']:>8} {r['query_ms']:>9.2f}"
         )
+    if "fusion" in results.get("hybrid", {}):
+        print(f"hybrid fusion: {results['hybrid']['fusion']['described']}")
     for kind, r in results.items():
         if "answers" in r:
             a = r["answers"]
@@ -274,6 +278,16 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             json.dumps({"dataset": str(args.dataset), **results}, indent=2) + "\n", encoding="utf-8"
         )
     return 0
+
+
+def _fusion_choice(kb: Any, retriever: Any) -> dict[str, Any]:
+    """What the adaptive fusion chose for this knowledge base (the hybrid retriever's dense weight and why)."""
+    calibration = kb.fusion_calibration() if retriever.adaptive else None
+    return {
+        "dense_weight": retriever.knowledge_base_weight(),
+        "calibration": None if calibration is None else json.loads(calibration.to_json()),
+        "described": retriever.describe_weight(),
+    }
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:

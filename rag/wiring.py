@@ -81,6 +81,7 @@ def create_retriever(kind: str, kb: KnowledgeBase, embedder: Embedder | None, se
             dense_languages=settings.dense_languages,
             candidates=settings.hybrid_candidates,
             near_duplicate_similarity=settings.near_duplicate_similarity,
+            adaptive=settings.hybrid_adaptive,
         )
     raise ValueError(f"retriever must be one of dense, bm25, hybrid. Currently, the retriever is {kind!r}")
 

@@ -42,6 +42,8 @@ def _settings_table() -> list[tuple[list[str], list[str]]]:
 def _shown(value: object) -> str:
     if value is None:
         return "–"
+    if isinstance(value, bool):
+        return str(value).lower()
     if isinstance(value, list):
         return "[]" if not value else str(value).replace("'", '"').replace(" ", "")
     if isinstance(value, float) and value.is_integer():

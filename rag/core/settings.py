@@ -39,12 +39,24 @@ class Settings(BaseSettings):
 
     top_k: int = Field(5, gt=0)
     retriever: Literal["hybrid", "dense", "bm25"] = "hybrid"
-    # Fusion weights, tuned on the shared datasets (notebooks/retrieval.ipynb, `rag eval --retriever all`):
-    # min-max normalised dense and BM25 scores, dense weighted 0.75 for languages the embedding model covers
-    # and 0.2 for the others (Chinese with the English-only default model).
-    hybrid_dense_weight: float = Field(0.75, ge=0, le=1)
+    # Fusion: min-max normalised dense and BM25 scores, summed with a dense weight. Adaptive (the default): at
+    # ingest each knowledge base measures dense vs BM25 on pseudo-questions made from its own content
+    # (rag.store.calibration) and moves the weight from hybrid_dense_weight (the prior) toward the best one
+    # measured by fusion_calibration_shrink; a knowledge base never measured uses hybrid_dense_weight itself.
+    # Questions in a language the embedding model does not cover get at most hybrid_foreign_dense_weight.
+    # Prior 0.8 and shrink 0.25: leave-one-dataset-out over the shared datasets (benchmarks/fusion_lodo.py).
+    hybrid_dense_weight: float = Field(0.8, ge=0, le=1)
     hybrid_foreign_dense_weight: float = Field(0.2, ge=0, le=1)
     dense_languages: list[str] = Field(["en"], description="Languages the embedding model covers: en, zh.")
+    hybrid_adaptive: bool = Field(True, description="Use the dense weight the knowledge base measured at ingest.")
+    fusion_calibration_questions: int = Field(200, gt=0, description="Pseudo-questions measured per knowledge base.")
+    fusion_calibration_min_questions: int = Field(10, gt=0, description="Fewer than this: keep hybrid_dense_weight.")
+    fusion_calibration_shrink: float = Field(
+        0.25, ge=0, le=1, description="0: always hybrid_dense_weight; 1: the weight measured on pseudo-questions alone."
+    )
+    fusion_recalibrate_share: float = Field(
+        0.1, gt=0, le=1, description="Measure again when at least this share of the documents changed in one ingest."
+    )
     hybrid_candidates: int = Field(100, gt=0, description="Candidates taken from each retriever before fusion.")
     near_duplicate_similarity: float = Field(
         0.9,

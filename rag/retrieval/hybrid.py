@@ -20,10 +20,13 @@ class HybridRetriever(BaseRetriever):
 
     Every candidate either retriever proposes gets *both* scores computed exactly (its stored vector against
     the question, its BM25 row against the question's terms), so a passage one retriever ranks 101st is not
-    treated as scoring zero - the failure that makes rank fusion lose to its better part. The dense weight
-    depends on the question's language: `dense_weight` for languages the embedding model covers,
-    `foreign_dense_weight` for the others, mixed in proportion for mixed-language questions. Finally,
-    passages nearly identical to a better-ranked one are skipped so the top k are not copies.
+    treated as scoring zero - the failure that makes rank fusion lose to its better part.
+
+    The dense weight is the knowledge base's own when `adaptive` and it has one: measured at ingest on
+    pseudo-questions from its content (rag.store.calibration), since no fixed weight suits every collection.
+    Otherwise `dense_weight`. For questions in a language the embedding model does not cover, the weight is at
+    most `foreign_dense_weight` (mixed in proportion for mixed-language questions). Finally, passages nearly
+    identical to a better-ranked one are skipped so the top k are not copies.
     """
 
     def __init__(
@@ -31,11 +34,12 @@ class HybridRetriever(BaseRetriever):
         kb: KnowledgeBase,
         embedder: Embedder,
         *,
-        dense_weight: float = 0.75,
+        dense_weight: float = 0.8,
         foreign_dense_weight: float = 0.2,
         dense_languages: Sequence[str] = ("en",),
         candidates: int = 100,
         near_duplicate_similarity: float = 0.9,
+        adaptive: bool = True,
     ):
         check_model(kb, embedder)
         for name, value in (("dense_weight", dense_weight), ("foreign_dense_weight", foreign_dense_weight)):
@@ -48,13 +52,28 @@ class HybridRetriever(BaseRetriever):
         self.covers_chinese = "zh" in dense_languages
         self.candidates = candidates
         self.near_duplicate_similarity = near_duplicate_similarity
+        self.adaptive = adaptive
 
-    def weight(self, question: str) -> float:
-        """The dense weight for this question."""
+    def knowledge_base_weight(self) -> float:
+        """The dense weight for questions in a language the model covers: measured by the knowledge base, or set."""
+        calibration = self._kb.fusion_calibration() if self.adaptive else None
+        return calibration.dense_weight if calibration is not None else self.dense_weight
+
+    def describe_weight(self) -> str:
+        """What the fusion uses for this knowledge base and why, for `rag eval` and logs."""
+        calibration = self._kb.fusion_calibration() if self.adaptive else None
+        if calibration is None:
+            reason = "adaptive fusion off" if not self.adaptive else "no calibration stored"
+            return f"dense weight {self.dense_weight:.2f} (setting; {reason})"
+        return f"calibrated at ingest: {calibration.describe()}"
+
+    def weight(self, question: str, base: float | None = None) -> float:
+        """The dense weight for this question (`base`: knowledge_base_weight(), if at hand)."""
+        base = self.knowledge_base_weight() if base is None else base
         if self.covers_chinese:
-            return self.dense_weight
+            return base
         share = cjk_share(question)
-        return self.dense_weight * (1 - share) + self.foreign_dense_weight * share
+        return base * (1 - share) + min(base, self.foreign_dense_weight) * share
 
     def retrieve_many(
         self, questions: Sequence[str], k: int = 5, filters: Filters | None = None
@@ -68,6 +87,7 @@ class HybridRetriever(BaseRetriever):
         dense_hits = self._kb.search(vectors, pool, filters)
         allowed = None if filters is None or filters.is_empty() else self._kb.allowed_ids(filters)
         ranked: list[list[tuple[int, float, float, float]]] = []
+        base = self.knowledge_base_weight()
         for question, vector, dense in zip(questions, vectors, dense_hits, strict=True):
             tokens = bm25_tokens(question)
             all_lexical = self._kb.lexical.query_scores(tokens)
@@ -79,7 +99,7 @@ class HybridRetriever(BaseRetriever):
             stored = self._kb.vectors(ids)
             d = stored @ vector
             b = self._kb.lexical.scores_for(tokens, ids, scores=all_lexical)
-            w = self.weight(question)
+            w = self.weight(question, base)
             fused = w * _min_max(d) + (1 - w) * _min_max(b)
             order = [int(i) for i in np.argsort(-fused, kind="stable")]
             kept = self._without_near_duplicates(order, ids, k)

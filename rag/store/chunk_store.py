@@ -19,7 +19,8 @@ import numpy as np
 
 from rag.core.errors import KnowledgeBaseCorrupt, KnowledgeBaseError
 from rag.core.types import Chunk, Document, Filters
-from rag.text.lexical import bm25_tokens
+from rag.store.calibration import FusionCalibration
+from rag.text.lexical import LEXICAL_VERSION, bm25_tokens
 
 DB_NAME = "chunks.sqlite"
 SCHEMA_VERSION = "2"
@@ -137,6 +138,33 @@ class ChunkStore:
         ):
             self._set(key, value)
 
+    def lexical_version(self) -> str:
+        """Version of `bm25_tokens` the stored tokens were made with ("1" before it was recorded)."""
+        return self._get("lexical_version") or "1"
+
+    def set_lexical_version(self, version: str = LEXICAL_VERSION) -> None:
+        self._set("lexical_version", version)
+
+    def fusion_calibration(self) -> FusionCalibration | None:
+        """The calibration measured on the current content (None if never measured or unreadable)."""
+        raw = self._get("fusion_calibration")
+        try:
+            return FusionCalibration.from_json(raw) if raw else None
+        except (ValueError, TypeError):
+            return None
+
+    def set_fusion_calibration(self, calibration: FusionCalibration | None) -> None:
+        if calibration is None:
+            with self._lock:
+                self._conn.execute("DELETE FROM manifest WHERE key = 'fusion_calibration'")
+        else:
+            self._set("fusion_calibration", calibration.to_json())
+
+    def _get(self, key: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM manifest WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
     def _set(self, key: str, value: str) -> None:
         with self._lock:
             self._conn.execute("INSERT OR REPLACE INTO manifest VALUES (?, ?)", (key, value))
@@ -185,6 +213,13 @@ class ChunkStore:
         with self._lock:
             rows = self._conn.execute("SELECT id, lexical FROM chunks ORDER BY id").fetchall()
         return [r[0] for r in rows], [r[1].split(" ") if r[1] else [] for r in rows]
+
+    def retokenize(self) -> None:
+        """Re-derive every chunk's BM25 tokens from its stored text (after `bm25_tokens` changed)."""
+        rows = [(" ".join(bm25_tokens(lexical_text(c))), c.id) for c in self.all_chunks()]
+        with self._lock:
+            self._conn.executemany("UPDATE chunks SET lexical = ? WHERE id = ?", rows)
+        self.set_lexical_version()
 
     def chunk_ids(self, doc_ids: Sequence[str] | None = None) -> list[int]:
         """Ids of the chunks of these documents (of all documents when None)."""

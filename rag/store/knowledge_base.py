@@ -26,11 +26,12 @@ import numpy as np
 
 from rag.core.errors import EmbeddingModelMismatch, KnowledgeBaseCorrupt, KnowledgeBaseLocked, KnowledgeBaseNotFound
 from rag.core.types import Chunk, Document, Filters
+from rag.store.calibration import FusionCalibration
 from rag.store.chunk_store import DB_NAME, ChunkStore, Manifest
 from rag.store.generations import load_generation, remove_other_generations, write_generation
 from rag.store.lexical_index import BM25Index, LexicalIndex
 from rag.store.vector_index import FaissVectorIndex, IndexType, VectorIndex
-from rag.text.lexical import bm25_tokens
+from rag.text.lexical import LEXICAL_VERSION, bm25_tokens
 
 
 @dataclass
@@ -119,6 +120,8 @@ class KnowledgeBase:
                 raise EmbeddingModelMismatch(path, m.embedding_model, m.dimension, embedding_model, dimension)
             if m.index_type != index_type:
                 kb._rebuild_index(index_type)
+            if kb.store.lexical_version() != LEXICAL_VERSION:
+                kb._retokenize()
             return kb
         path.mkdir(parents=True, exist_ok=True)
         store = ChunkStore.connect(path, create=True)
@@ -129,6 +132,7 @@ class KnowledgeBase:
         with store.transaction():
             write_generation(path, 0, index, lexical)
             store.write_manifest(manifest)
+            store.set_lexical_version()
         return cls(path, store, manifest, index, lexical, ef_search=ef_search, nprobe=nprobe)
 
     def refresh(self) -> bool:
@@ -209,6 +213,12 @@ class KnowledgeBase:
         """Up to k (chunk id, BM25 score) pairs, best first."""
         return self.lexical.search(bm25_tokens(query), k, self._allowed(filters))
 
+    def fusion_calibration(self) -> FusionCalibration | None:
+        """How this knowledge base weighs dense against BM25 scores, measured on its own content at ingest.
+
+        Read on every call (a one-row query) so a server picks up a calibration written after a new generation."""
+        return self.store.fusion_calibration()
+
     def _allowed(self, filters: Filters | None) -> np.ndarray | None:
         return None if filters is None or filters.is_empty() else self.allowed_ids(filters)
 
@@ -257,6 +267,11 @@ class KnowledgeBase:
             self.index, self.lexical, self.manifest = index, lexical, manifest
         remove_other_generations(self.path, keep=manifest.generation)
 
+    def set_fusion_calibration(self, calibration: FusionCalibration | None) -> None:
+        """Record the calibration measured on the current content (rag.store.calibration)."""
+        with self.store.transaction():
+            self.store.set_fusion_calibration(calibration)
+
     def _insert(self, upserts: list[DocumentUpdate]) -> tuple[list[int], list[np.ndarray]]:
         """Store the documents, giving their chunks fresh ids; the ids and vectors, in order."""
         next_id = self.store.next_chunk_id()
@@ -293,6 +308,16 @@ class KnowledgeBase:
                 index = self._build_from_rows(kind)
                 manifest = self._commit_generation(index, self.lexical, kind)
             self.index, self.manifest = index, manifest
+        remove_other_generations(self.path, keep=manifest.generation)
+
+    def _retokenize(self) -> None:
+        """Re-derive the BM25 tokens of every stored chunk after the tokenizer changed, committed like any change."""
+        with self._swap:
+            with self.store.transaction():
+                self.store.retokenize()
+                lexical = BM25Index.build(*self.store.all_lexical_tokens())
+                manifest = self._commit_generation(self.index, lexical, self.manifest.index_type)
+            self.lexical, self.manifest = lexical, manifest
         remove_other_generations(self.path, keep=manifest.generation)
 
     @staticmethod

@@ -36,7 +36,14 @@ class LexicalIndex(Protocol):
 
 
 class BM25Index:
-    """Okapi BM25 (Lucene's idf), k1=1.2, b=0.75 by default; scores are precomputed per (chunk, term)."""
+    """Okapi BM25 as Lucene 8+ and `bm25s` (method "lucene") score it, k1=1.2 (chosen leave-one-dataset-out
+    against bm25s: benchmarks/bm25_ablation.py), b=0.75; scores are precomputed per (chunk, term).
+
+    Given the same tokens, the scores equal `bm25s.BM25().get_scores` (tests/rag/test_retrieval.py checks it).
+    We keep this small scipy implementation rather than bm25s's own index because the knowledge base needs
+    what bm25s does not offer as API: one-file persistence per generation, filters (allowed ids), and scores of
+    arbitrary candidate ids for fusion; a query costs about the same (one CSC column slice and a sum).
+    """
 
     def __init__(self, ids: np.ndarray, matrix: sparse.csc_matrix, vocabulary: dict[str, int]):
         self.ids = ids  # row -> chunk id, ascending
@@ -71,7 +78,7 @@ class BM25Index:
         avg = float(doc_len.mean()) if n and doc_len.mean() > 0 else 1.0
         df = np.bincount(cols_a, minlength=len(vocabulary)).astype(np.float32)
         idf = np.log1p((n - df + 0.5) / (df + 0.5))
-        weights = idf[cols_a] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * doc_len[rows_a] / avg))
+        weights = idf[cols_a] * tf / (tf + k1 * (1 - b + b * doc_len[rows_a] / avg))
         matrix = sparse.csc_matrix((weights.astype(np.float32), (rows_a, cols_a)), shape=(n, len(vocabulary)))
         order = np.argsort(ids, kind="stable")
         return cls(ids[order], matrix[order], vocabulary)
@@ -109,10 +116,7 @@ class BM25Index:
         positive = np.flatnonzero(scores > 0)
         if not len(positive):
             return []
-        k = min(k, len(positive))
-        top = positive[np.argpartition(-scores[positive], k - 1)[:k]]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(self.ids[r]), float(scores[r])) for r in top]
+        return [(int(self.ids[r]), float(scores[r])) for r in _top_rows(scores, positive, k)]
 
     def scores_for(
         self, query_tokens: Sequence[str], ids: Sequence[int], scores: np.ndarray | None = None
@@ -150,3 +154,12 @@ class BM25Index:
             matrix = sparse.csc_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
             terms = json.loads(z["terms"].tobytes().decode())
             return cls(z["ids"], matrix, {t: i for i, t in enumerate(terms)})
+
+
+def _top_rows(scores: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """The k best of `rows`, by score, equal scores in row (chunk id) order: the same ranking on every run and
+    platform (duplicate passages score exactly alike, and argpartition alone would order them at random)."""
+    k = min(k, len(rows))
+    kth = np.partition(-scores[rows], k - 1)[k - 1]
+    head = rows[-scores[rows] <= kth]  # the k best and every row tied with the k-th
+    return head[np.lexsort((head, -scores[head]))][:k]

@@ -52,7 +52,18 @@ def coverage(question: str, texts: list[str]) -> float:
 
 
 # ---- BM25 tokens -----------------------------------------------------------------------------------------
-_TOKEN_RUNS = re.compile(f"([{CJK}]+)|({_WORD.pattern})")
+# English: the standard analysis of Lucene/Elasticsearch's English analyzer and of `bm25s` - words of two or more
+# word characters, the 33 Lucene stop words, Snowball stemming. Question words (how, what, when, can, should ...)
+# and pronouns are *kept*: a short question like "when should i get vaccinated" keeps 4 of its 5 words, and
+# in an FAQ collection they match the question-shaped titles. (The longer `_STOPWORDS` list above, used for
+# `terms`, removed them, and lost 0.02-0.03 nDCG@10 on short conversational questions; see the README.)
+BM25_STOPWORDS = frozenset(
+    """a an and are as at be but by for if in into is it no not of on or such that the their then there these
+    they this to was will with""".split()
+)
+# Bump when bm25_tokens changes: stored tokens of an older version are re-derived on the next write.
+LEXICAL_VERSION = "2"
+_TOKEN_RUNS = re.compile(f"([{CJK}]+)|((?:(?![{CJK}])\\w){{2,}})")
 _stemmer = None
 _jieba_ready = False
 
@@ -78,15 +89,15 @@ def _segment_chinese(run: str) -> list[str]:
 
 
 def bm25_tokens(text: str) -> list[str]:
-    """Index/query tokens: Snowball-stemmed English words (stopwords out), jieba-segmented Chinese words.
+    """Index/query tokens: Snowball-stemmed English words (Lucene stop words out), jieba-segmented Chinese words.
 
-    >>> bm25_tokens("Shipping 退货 costs")
-    ['ship', '退货', 'cost']
+    >>> bm25_tokens("How long does shipping 退货 cost?")
+    ['how', 'long', 'doe', 'ship', '退货', 'cost']
     """
     out: list[str] = []
     for cjk, word in _TOKEN_RUNS.findall(text.lower()):
         if cjk:
             out.extend(_segment_chinese(cjk))
-        elif word not in _STOPWORDS:
+        elif word not in BM25_STOPWORDS:
             out.append(_stem_english(word))
     return out
