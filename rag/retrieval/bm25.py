@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from rag.core.types import Filters, Passage
-from rag.retrieval.protocol import BaseRetriever, check_k
+from rag.retrieval.protocol import BaseRetriever
 
 
 class BM25Retriever(BaseRetriever):
-    def retrieve_many(
-        self, questions: Sequence[str], k: int = 5, filters: Filters | None = None
-    ) -> list[list[Passage]]:
-        check_k(k)
-        self._kb.refresh()
+    def _search(self, questions: list[str], k: int, filters: Filters | None) -> list[list[Passage]]:
         return self._passages([self._kb.lexical_search(q, k, filters) for q in questions], "lexical")

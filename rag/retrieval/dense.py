@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from rag.core.types import Filters, Passage
-from rag.retrieval.protocol import BaseRetriever, check_k, check_model
+from rag.retrieval.protocol import BaseRetriever, check_model
 from rag.store.embedders import Embedder
 from rag.store.knowledge_base import KnowledgeBase
 
@@ -22,12 +20,6 @@ class DenseRetriever(BaseRetriever):
         super().__init__(kb)
         self.embedder = embedder
 
-    def retrieve_many(
-        self, questions: Sequence[str], k: int = 5, filters: Filters | None = None
-    ) -> list[list[Passage]]:
-        check_k(k)
-        if not questions:
-            return []
-        self._kb.refresh()
-        vectors = self.embedder.embed(list(questions))
+    def _search(self, questions: list[str], k: int, filters: Filters | None) -> list[list[Passage]]:
+        vectors = self.embedder.embed(questions)
         return self._passages(self._kb.search(vectors, k, filters), "dense")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rag.core.types import Filters, Passage
-from rag.retrieval.protocol import BaseRetriever, check_k, check_model
+from rag.retrieval.protocol import BaseRetriever, check_model
 from rag.store.embedders import Embedder
 from rag.store.knowledge_base import KnowledgeBase
 from rag.text.language import cjk_share
@@ -75,15 +75,9 @@ class HybridRetriever(BaseRetriever):
         share = cjk_share(question)
         return base * (1 - share) + min(base, self.foreign_dense_weight) * share
 
-    def retrieve_many(
-        self, questions: Sequence[str], k: int = 5, filters: Filters | None = None
-    ) -> list[list[Passage]]:
-        check_k(k)
-        if not questions:
-            return []
-        self._kb.refresh()
+    def _search(self, questions: list[str], k: int, filters: Filters | None) -> list[list[Passage]]:
         pool = max(self.candidates, k)
-        vectors = self.embedder.embed(list(questions))
+        vectors = self.embedder.embed(questions)
         dense_hits = self._kb.search(vectors, pool, filters)
         allowed = None if filters is None or filters.is_empty() else self._kb.allowed_ids(filters)
         ranked: list[list[tuple[int, float, float, float]]] = []

@@ -25,7 +25,8 @@ class Retriever(Protocol):
 
 
 class BaseRetriever(ABC):
-    """`retrieve` in terms of `retrieve_many`, and the checks every retriever makes."""
+    """What every retriever does around its own `_search`: check k, skip an empty batch, and pick up a
+    generation another process committed (`rag ingest` while serving)."""
 
     def __init__(self, kb: KnowledgeBase):
         self._kb = kb
@@ -33,11 +34,18 @@ class BaseRetriever(ABC):
     def retrieve(self, question: str, k: int = 5, filters: Filters | None = None) -> list[Passage]:
         return self.retrieve_many([question], k, filters)[0]
 
-    @abstractmethod
     def retrieve_many(
         self, questions: Sequence[str], k: int = 5, filters: Filters | None = None
     ) -> list[list[Passage]]:
-        """Each retriever's own search."""
+        check_k(k)
+        if not questions:
+            return []
+        self._kb.refresh()
+        return self._search(list(questions), k, filters)
+
+    @abstractmethod
+    def _search(self, questions: list[str], k: int, filters: Filters | None) -> list[list[Passage]]:
+        """Each retriever's own search, for a non-empty batch."""
 
     def _passages(self, hits: list[list[tuple[int, float]]], kind: str) -> list[list[Passage]]:
         """(chunk id, score) rows turned into passages, the score filed as `kind` (dense or lexical)."""
