@@ -6,6 +6,7 @@ import pytest
 
 from ingest.pipeline import ingest
 from rag.core.settings import Settings
+from tests.rag.api.chromium import headless_chromium
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -22,6 +23,12 @@ SCRIPT_DOC = (
     "Gift wrapping costs $4 per item. <script>window.__pwned = 1</script>"
     '<img src=x onerror="window.__pwned = 2"> Wrapped gifts ship in a plain outer box.\n'
 )
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with headless_chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="session")

@@ -6,14 +6,29 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 
 from rag.api import create_app
 from rag.api.server import connection_limits, raise_open_files_limit, uvicorn_config
+from rag.chat.service import ChatService
 from rag.core.settings import Settings
-from rag.wiring import Services
+from rag.generation.extractive import ExtractiveGenerator
+from rag.store.embedders import Embedder
+from rag.store.knowledge_base import KnowledgeBase
+from rag.text.tokenizer import get_encoding
+from rag.wiring import Services, create_retriever
 from tests.servers import free_port, wait_until_up
+
+
+def extractive_services(settings: Settings, kb: KnowledgeBase, embedder: Embedder, **chat_options: Any) -> Services:
+    """The bot the API tests serve: hybrid retrieval and the extractive generator over `kb`
+    (`chat_options`: ChatService's store, on_handoff, ...)."""
+    retriever = create_retriever("hybrid", kb, embedder, settings)
+    return Services(
+        ChatService(settings, retriever, ExtractiveGenerator(), get_encoding(), **chat_options), kb, embedder
+    )
 
 
 @contextlib.contextmanager

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import shutil
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,32 +14,13 @@ from pathlib import Path
 import pytest
 
 from rag.api import create_app
-from rag.chat.service import ChatService
 from rag.conversations import SQLAlchemyConversationStore
 from rag.core.settings import Settings
-from rag.generation.extractive import ExtractiveGenerator
 from rag.store.knowledge_base import KnowledgeBase
-from rag.text.tokenizer import get_encoding
-from rag.wiring import Services, create_retriever
-from tests.servers import _missing, free_port, uvicorn_in_thread
+from tests.rag.api.serving import extractive_services
+from tests.servers import free_port, uvicorn_in_thread
 
 pytestmark = pytest.mark.integration
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium_path() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        _missing("Debian's chromium is not installed - `apt-get install chromium` (.ci/run does it)")
-    return path
 
 
 @contextlib.contextmanager
@@ -72,27 +52,10 @@ def bot(demo_kb, embedder, tmp_path_factory, site):
     settings = Settings(kb_dir=demo_kb, _env_file=None, database_url=database, allowed_origins=[allowed_origin])
     store = SQLAlchemyConversationStore(database)
     with KnowledgeBase.open(demo_kb) as kb:
-        service = ChatService(
-            settings,
-            create_retriever("hybrid", kb, embedder, settings),
-            ExtractiveGenerator(),
-            get_encoding(),
-            store=store,
-        )
-        with uvicorn_in_thread(create_app(settings, services=Services(service, kb, embedder))) as base:
+        services = extractive_services(settings, kb, embedder, store=store)
+        with uvicorn_in_thread(create_app(settings, services=services)) as base:
             yield base, store
     store.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = chromium_path()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def last_bot(page):

@@ -11,12 +11,9 @@ import httpx
 import pytest
 
 from rag.api import create_app
-from rag.chat.service import ChatService
 from rag.core.settings import Settings
-from rag.generation.extractive import ExtractiveGenerator
 from rag.store.knowledge_base import KnowledgeBase
-from rag.text.tokenizer import get_encoding
-from rag.wiring import Services, create_retriever
+from tests.rag.api.serving import extractive_services
 from tests.servers import free_port, process, sse_events, uvicorn_in_thread
 
 pytestmark = pytest.mark.integration
@@ -26,10 +23,8 @@ pytestmark = pytest.mark.integration
 def base_url(demo_kb, embedder):
     settings = Settings(kb_dir=demo_kb, _env_file=None, max_body_bytes=4096, max_question_chars=500)
     kb = KnowledgeBase.open(demo_kb)
-    service = ChatService(
-        settings, create_retriever("hybrid", kb, embedder, settings), ExtractiveGenerator(), get_encoding()
-    )
-    with uvicorn_in_thread(create_app(settings, services=Services(service, kb, embedder))) as url:
+    services = extractive_services(settings, kb, embedder)
+    with uvicorn_in_thread(create_app(settings, services=services)) as url:
         yield url
     kb.close()
 

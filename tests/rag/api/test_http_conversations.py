@@ -14,14 +14,11 @@ import pytest
 
 from rag.api import create_app
 from rag.chat.handoff import WebhookNotifier
-from rag.chat.service import ChatService
 from rag.conversations import SQLAlchemyConversationStore
 from rag.core.settings import Settings
-from rag.generation.extractive import ExtractiveGenerator
 from rag.store.knowledge_base import KnowledgeBase
-from rag.text.tokenizer import get_encoding
-from rag.wiring import Services, create_retriever
 from tests.postgres import create_database
+from tests.rag.api.serving import extractive_services
 from tests.receivers import webhook_receiver
 from tests.servers import uvicorn_in_thread
 
@@ -43,15 +40,8 @@ def bot(database_url, demo_kb, embedder):
     store = SQLAlchemyConversationStore(database_url)
     with webhook_receiver(fail_first=1) as receiver, KnowledgeBase.open(demo_kb) as kb:
         notifier = WebhookNotifier(receiver.url, store, retries=3, backoff=0.05)
-        service = ChatService(
-            settings,
-            create_retriever("hybrid", kb, embedder, settings),
-            ExtractiveGenerator(),
-            get_encoding(),
-            store=store,
-            on_handoff=notifier,
-        )
-        with uvicorn_in_thread(create_app(settings, services=Services(service, kb, embedder))) as base:
+        services = extractive_services(settings, kb, embedder, store=store, on_handoff=notifier)
+        with uvicorn_in_thread(create_app(settings, services=services)) as base:
             yield base, store, receiver, notifier
         notifier.close()
     store.close()
@@ -169,10 +159,8 @@ def test_admin_stats_need_the_key_and_group_unanswered_questions(bot):
 def test_admin_is_disabled_without_a_key(demo_kb, embedder, tmp_path):
     settings = Settings(kb_dir=demo_kb, _env_file=None, database_url=f"sqlite:///{tmp_path / 'c.sqlite'}")
     with KnowledgeBase.open(demo_kb) as kb:
-        service = ChatService(
-            settings, create_retriever("hybrid", kb, embedder, settings), ExtractiveGenerator(), get_encoding()
-        )
-        with uvicorn_in_thread(create_app(settings, services=Services(service, kb, embedder))) as base:
+        services = extractive_services(settings, kb, embedder)
+        with uvicorn_in_thread(create_app(settings, services=services)) as base:
             r = httpx.get(f"{base}/admin/stats", headers={"X-API-Key": "anything"}, timeout=30)
     assert r.status_code == 403 and "RAG_ADMIN_API_KEY" in r.json()["error"]["message"]
 

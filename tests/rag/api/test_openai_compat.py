@@ -7,12 +7,9 @@ import openai
 import pytest
 
 from rag.api import create_app
-from rag.chat.service import ChatService
 from rag.core.settings import Settings
-from rag.generation.extractive import ExtractiveGenerator
 from rag.store.knowledge_base import KnowledgeBase
-from rag.text.tokenizer import get_encoding
-from rag.wiring import Services, create_retriever
+from tests.rag.api.serving import extractive_services
 from tests.servers import uvicorn_in_thread
 
 pytestmark = pytest.mark.integration
@@ -23,10 +20,8 @@ KEY = "sk-test-key"
 def base_url(demo_kb, embedder):
     settings = Settings(kb_dir=demo_kb, _env_file=None, api_keys=[KEY], api_model_name="pinecrest-help")
     with KnowledgeBase.open(demo_kb) as kb:
-        service = ChatService(
-            settings, create_retriever("hybrid", kb, embedder, settings), ExtractiveGenerator(), get_encoding()
-        )
-        with uvicorn_in_thread(create_app(settings, services=Services(service, kb, embedder))) as url:
+        services = extractive_services(settings, kb, embedder)
+        with uvicorn_in_thread(create_app(settings, services=services)) as url:
             yield url
 
 

@@ -12,15 +12,10 @@ import pytest
 
 from ingest.pipeline import ingest
 from rag.api.headers import CONTENT_SECURITY_POLICY
-from rag.chat.service import ChatService
 from rag.conversations import SQLAlchemyConversationStore
 from rag.core.settings import Settings
-from rag.generation.extractive import ExtractiveGenerator
 from rag.store.knowledge_base import KnowledgeBase
-from rag.text.tokenizer import get_encoding
-from rag.wiring import Services, create_retriever
-from tests.rag.api.serving import guarded_server
-from tests.rag.api.test_browser import CHROMIUM_ARGS, chromium_path
+from tests.rag.api.serving import extractive_services, guarded_server
 
 pytestmark = pytest.mark.integration
 
@@ -62,14 +57,8 @@ def site(tmp_path_factory, embedder):
     assert not ingest([docs], kb_dir, embedder, settings).failed
     store = SQLAlchemyConversationStore(database)
     with KnowledgeBase.open(kb_dir) as kb:
-        service = ChatService(
-            settings,
-            create_retriever("hybrid", kb, embedder, settings),
-            ExtractiveGenerator(),
-            get_encoding(),
-            store=store,
-        )
-        with guarded_server(settings, Services(service, kb, embedder)) as url:
+        services = extractive_services(settings, kb, embedder, store=store)
+        with guarded_server(settings, services) as url:
             yield url
     store.close()
 
@@ -127,17 +116,6 @@ def test_only_http_links_become_citation_urls(site, question, url):
     assert body["citations"], body
     assert body["citations"][0]["url"] == url
     assert not any(c["url"] and not c["url"].startswith("https://") for c in body["citations"])
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = chromium_path()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def watched_page(browser, base: str):
