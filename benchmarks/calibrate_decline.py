@@ -1,23 +1,29 @@
-"""Calibrate the decline thresholds (`RAG_MIN_SCORE`, `RAG_MIN_SCORE_ZH`) on the shared datasets.
+"""Fit the decline model (rag.chat.decline: logistic weights per language, and the thresholds
+`RAG_MIN_SCORE`, `RAG_MIN_SCORE_ZH`) on the shared datasets and the customer-question set.
 
-    python benchmarks/calibrate_decline.py [--datasets DIR]
+    python benchmarks/calibrate_decline.py [--datasets DIR] [--questions FILE] [--kb-cache DIR]
 
-For every dataset, its own answerable questions are in-domain (the bot should answer) and the other
-datasets' questions, asked of the same knowledge base, are out-of-domain (the bot should decline). The
-support score of each question (rag.chat.decline.support_score: best cosine similarity plus lexical coverage of
-the question by the top passages as the chat's retriever returns them; lexical coverage alone for a language the
-embedding model does not cover) is recorded; the threshold chosen is the middle of the range whose mean
-balanced accuracy over datasets is within 0.005 of the best, separately for English and Chinese questions (the
-embedding model scores the two on different scales). ClapNQ's unanswerable questions are reported too: they are
-on-topic, so a score threshold alone cannot catch them, and they are not used to choose.
+Labelled questions, each retrieved as the chat retrieves it:
+- a dataset's own answerable questions asked of its knowledge base: should answer;
+- ClapNQ's unanswerable questions (on-topic, not answered by its corpus): should decline;
+- every dataset's questions asked of the other datasets' knowledge bases and of the demo documents
+  (`data/`): off-topic, should decline (up to 150 per pair);
+- the customer-question set (benchmarks/data/customer-questions/dev.jsonl) asked of `data/` without its
+  conversation context: its answerable items should answer, its `decline` items should decline.
+Weights are fitted per language (L2-regularised logistic regression, each group and label weighing the same,
+the customer questions CUSTOMER_WEIGHT times more: they are what the product is for). Leave-one-group-out:
+each group of questions is scored by a model fitted without it, so the table shows how the model does on a
+collection it never saw. The threshold is the highest confidence that still answers 95% of the answerable
+customer questions (of the shared datasets' groups, averaged, when the customer set is held out).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
-from dataclasses import replace
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,126 +32,151 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ingest.pipeline import ingest  # noqa: E402
-from rag.chat.decline import faq_match, support_score  # noqa: E402
+from rag.chat.decline import Evidence, evidence  # noqa: E402
 from rag.core.settings import Settings  # noqa: E402
-from rag.core.types import Passage  # noqa: E402
 from rag.evaluation.metrics import load_dataset  # noqa: E402
-from rag.retrieval.protocol import Retriever  # noqa: E402
+from rag.evaluation.questions import load_questions  # noqa: E402
 from rag.store.embedders import SentenceTransformerEmbedder  # noqa: E402
 from rag.store.knowledge_base import KnowledgeBase  # noqa: E402
 from rag.text.language import detect_language  # noqa: E402
 from rag.wiring import create_retriever  # noqa: E402
 
 NAMES = ["stackfaq", "rgb-en", "rgb-zh", "clapnq"]
+PER_PAIR = 150
+ANSWER_RATE = 0.95
+CUSTOMER = "data"
+CUSTOMER_WEIGHT = 4.0
+L2 = 0.05
+
+Row = tuple[str, str, int, list[float]]  # group, language, label (1 answer, 0 decline), features
+
+
+def collect(args: argparse.Namespace) -> list[Row]:
+    settings = Settings(_env_file=None)
+    embedder = SentenceTransformerEmbedder(settings.embedding_model)
+    datasets = {n: load_dataset(args.datasets / n) for n in NAMES if (args.datasets / n / "corpus.jsonl").is_file()}
+    customer = [q for q in load_questions(args.questions) if not q.context] if args.questions.is_file() else []
+    sources: dict[str, list[Path]] = {n: [d.corpus_file] for n, d in datasets.items()}
+    sources["data"] = [ROOT / "data"]
+    rng = np.random.default_rng(0)
+    own: dict[str, list[tuple[str, int]]] = {}
+    for name, d in datasets.items():
+        unanswerable = {q for q, gold in d.answers.items() if not gold}
+        own[name] = [(d.queries[q], 1) for q in d.judged_queries] + [(d.queries[q], 0) for q in sorted(unanswerable)]
+    own["data"] = [(q.question, 0 if q.decline else 1) for q in customer]
+    rows: list[Row] = []
+    cache = args.kb_cache or Path(tempfile.mkdtemp(prefix="rag-calibrate-"))
+    for kb_name, paths in sources.items():
+        kb_dir = cache / kb_name
+        if not KnowledgeBase.exists(kb_dir):
+            ingest(paths, kb_dir, embedder, settings)
+        with KnowledgeBase.open(kb_dir) as kb:
+            retriever = create_retriever(settings.retriever, kb, embedder, settings)
+            for q_name, items in own.items():
+                if q_name == kb_name:
+                    chosen = items
+                    group = kb_name
+                else:
+                    picked = rng.permutation(len(items))[:PER_PAIR]
+                    chosen = [(items[i][0], 0) for i in sorted(picked)]
+                    group = f"{q_name}->{kb_name}"
+                texts = [t for t, _ in chosen]
+                found = retriever.retrieve_many(texts, settings.top_k)
+                for (text, label), passages in zip(chosen, found, strict=True):
+                    lang = detect_language(text)
+                    e = evidence(text, passages, lang in settings.dense_languages)
+                    rows.append((group, lang, label, list(e.vector())))
+            print(f"  {kb_name}: features collected", file=sys.stderr, flush=True)
+    return rows
+
+
+def fit(x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
+    """Weights (bias first) of an L2-regularised logistic regression, by Newton's method."""
+    xb = np.hstack([np.ones((len(x), 1)), x])
+    w = np.zeros(xb.shape[1])
+    reg = L2 * np.eye(xb.shape[1])
+    reg[0, 0] = 0
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-np.clip(xb @ w, -50, 50)))
+        grad = xb.T @ (sample_weight * (p - y)) + reg @ w
+        hess = (xb * (sample_weight * p * (1 - p))[:, None]).T @ xb + reg
+        step = np.linalg.solve(hess + 1e-9 * np.eye(len(w)), grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w
+
+
+def predict(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-np.clip(w[0] + x @ w[1:], -50, 50)))
+
+
+def balanced_weights(groups: Sequence[str], y: np.ndarray) -> np.ndarray:
+    """Each (group, label) pair weighs the same in total, so big collections do not dominate."""
+    keys = [f"{g}|{label}" for g, label in zip(groups, y, strict=True)]
+    counts = {k: keys.count(k) for k in set(keys)}
+    boost = [CUSTOMER_WEIGHT if g == CUSTOMER else 1.0 for g in groups]
+    return np.array([b / counts[k] for b, k in zip(boost, keys, strict=True)]) * len(set(keys))
+
+
+def threshold(w: np.ndarray, x: np.ndarray, y: np.ndarray, groups: Sequence[str]) -> float:
+    """The highest threshold answering ANSWER_RATE of every group's answerable questions, averaged over groups."""
+    cuts = []
+    for g in [CUSTOMER] if CUSTOMER in groups else sorted(set(groups)):
+        mask = (np.array(groups) == g) & (y == 1)
+        if mask.sum():
+            cuts.append(float(np.quantile(predict(w, x[mask]), 1 - ANSWER_RATE)))
+    return float(np.mean(cuts)) if cuts else 0.5
+
+
+def report(rows: list[Row]) -> None:
+    print(
+        f"{'lang':<5} {'held-out group':<22} {'answerable':>10} {'answered':>9} {'should decline':>15} {'declined':>9}"
+    )
+    final: dict[str, tuple[np.ndarray, float]] = {}
+    for lang in ("en", "zh"):
+        mine = [r for r in rows if r[1] == lang]
+        if not mine:
+            continue
+        groups = [r[0] for r in mine]
+        y = np.array([r[2] for r in mine], dtype=float)
+        x = np.array([r[3] for r in mine])
+        for g in sorted(set(groups)):
+            train = np.array(groups) != g
+            tg = [groups[i] for i in np.flatnonzero(train)]
+            w = fit(x[train], y[train], balanced_weights(tg, y[train]))
+            t = threshold(w, x[train], y[train], tg)
+            p = predict(w, x[~train]) >= t
+            yt = y[~train]
+            pos, neg = int((yt == 1).sum()), int((yt == 0).sum())
+            answered = f"{p[yt == 1].mean():.3f}" if pos else "-"
+            declined = f"{(~p[yt == 0]).mean():.3f}" if neg else "-"
+            print(f"{lang:<5} {g:<22} {pos:>10} {answered:>9} {neg:>15} {declined:>9}")
+        w = fit(x, y, balanced_weights(groups, y))
+        final[lang] = (w, threshold(w, x, y, groups))
+    print("\nfitted on all groups (paste into rag/chat/decline.py WEIGHTS and the settings):")
+    for lang, (w, t) in final.items():
+        names = ", ".join(["bias", *Evidence.names()])
+        print(f'    "{lang}": ({", ".join(f"{v:.3f}" for v in w)}),  # {names}')
+        print(f"    {'RAG_MIN_SCORE' if lang == 'en' else 'RAG_MIN_SCORE_ZH'}={t:.3f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
+    parser.add_argument(
+        "--questions", type=Path, default=ROOT / "benchmarks" / "data" / "customer-questions" / "dev.jsonl"
+    )
+    parser.add_argument("--kb-cache", type=Path, help="keep the knowledge bases here and reuse them next time")
+    parser.add_argument("--features", type=Path, help="reuse (or write) the collected features in this JSON file")
     args = parser.parse_args()
-    settings = Settings(_env_file=None)
-    embedder = SentenceTransformerEmbedder(settings.embedding_model)
-    datasets = {n: load_dataset(args.datasets / n) for n in NAMES if (args.datasets / n / "corpus.jsonl").is_file()}
-
-    questions: dict[str, list[tuple[str, str]]] = {}  # dataset -> [(qid, text)] answerable-in-domain
-    unanswerable: dict[str, list[str]] = {}
-    for name, d in datasets.items():
-        questions[name] = [(q, d.queries[q]) for q in d.judged_queries]
-        unanswerable[name] = [q for q, gold in d.answers.items() if not gold and q in d.queries]
-    all_texts = sorted(
-        {t for qs in questions.values() for _, t in qs}
-        | {datasets[n].queries[q] for n, qs in unanswerable.items() for q in qs}
-    )
-    lang = {t: detect_language(t) for t in all_texts}
-
-    # scores[lang]["in"|"out"][dataset] -> list of best scores
-    scores: dict[str, dict[str, dict[str, list[float]]]] = {lg: {"in": {}, "out": {}} for lg in ("en", "zh")}
-    near: dict[str, list[float]] = {}
-    faq: list[tuple[str, Passage, bool]] = []
-    with tempfile.TemporaryDirectory(prefix="rag-calibrate-") as tmp:
-        for name, d in datasets.items():
-            kb_dir = Path(tmp) / name
-            ingest([d.corpus_file], kb_dir, embedder, settings)
-            with KnowledgeBase.open(kb_dir) as kb:
-                retriever = create_retriever(settings.retriever, kb, embedder, settings)
-
-                def best(texts: list[str], retriever: Retriever = retriever) -> list[float]:
-                    found = retriever.retrieve_many(texts, settings.top_k) if texts else []
-                    return [
-                        support_score(t, passages, lang[t] in settings.dense_languages)
-                        for t, passages in zip(texts, found, strict=True)
-                    ]
-
-                for name_q, qs in questions.items():
-                    side = "in" if name_q == name else "out"
-                    for lg in ("en", "zh"):
-                        texts = [t for _, t in qs if lang[t] == lg]
-                        if texts:
-                            scores[lg][side].setdefault(name, []).extend(best(texts))
-                near[name] = best([d.queries[q] for q in unanswerable[name]])
-                if name == "stackfaq":
-                    # StackFAQ records are FAQ entries (question as title, answer as text): how precise is a
-                    # verbatim answer from the top match at each similarity threshold?
-                    found = retriever.retrieve_many([t for _, t in questions[name]], 1)
-                    for (q, text), p in zip(questions[name], found, strict=True):
-                        if p:
-                            row_like = Passage(replace(p[0].chunk, row=0), p[0].score, p[0].dense_score)
-                            faq.append((text, row_like, d.qrels[q].get(p[0].record_id, 0) > 0))
-
-    grid = np.round(np.arange(0.05, 1.00, 0.01), 2)
-    print("support score: in-domain (should answer) vs out-of-domain (should decline)")
-    print(
-        f"{'lang':<5} {'threshold':>9} {'dataset':<10} {'in-domain answered':>19} "
-        f"{'out-of-domain declined':>23} {'balanced':>9}"
-    )
-    chosen: dict[str, float] = {}
-    for lg in ("en", "zh"):
-        names = [n for n in scores[lg]["in"] if n in scores[lg]["out"]]
-        if not names and scores[lg]["in"] and scores[lg]["out"]:
-            # one dataset in this language: its questions asked of the other-language knowledge bases are the
-            # out-of-domain side
-            pooled = "+".join(scores[lg]["in"])
-            scores[lg]["in"] = {pooled: sum(scores[lg]["in"].values(), [])}
-            scores[lg]["out"] = {pooled: sum(scores[lg]["out"].values(), [])}
-            names = [pooled]
-        pairs = [(np.array(scores[lg]["in"][n]), np.array(scores[lg]["out"][n])) for n in names]
-        if not pairs:
-            continue
-
-        def balanced(t: float, pairs: list[tuple[np.ndarray, np.ndarray]]) -> float:
-            return float(np.mean([((i >= t).mean() + (o < t).mean()) / 2 for i, o in pairs]))
-
-        values = np.array([balanced(t, pairs) for t in grid])
-        # the middle of the plateau of near-best thresholds is safer on unseen data than its edge
-        t_best = float(np.median(grid[values >= values.max() - 0.005]))
-        chosen[lg] = t_best
-        for n in scores[lg]["in"]:
-            if n not in scores[lg]["out"]:
-                continue
-            i, o = np.array(scores[lg]["in"][n]), np.array(scores[lg]["out"][n])
-            print(
-                f"{lg:<5} {t_best:>9.2f} {n:<10} {(i >= t_best).mean():>19.3f} {(o < t_best).mean():>23.3f} "
-                f"{((i >= t_best).mean() + (o < t_best).mean()) / 2:>9.3f}   (n={len(i)} in, {len(o)} out)"
-            )
-    for n, s in near.items():
-        if s:
-            t = chosen.get("en", 0.0)
-            print(
-                f"near-domain unanswerable ({n}, en): declined {np.mean(np.array(s) < t):.3f} at {t:.2f} (n={len(s)})"
-            )
-    if faq:
-        print("curated FAQ answers (stackfaq top match): threshold, share of questions answered verbatim, precision")
-        for t in sorted({0.55, 0.6, 0.65, 0.7, 0.75, settings.faq_min_score}):
-            chosen_faq = [ok for text, passage, ok in faq if faq_match(text, passage, t)]
-            print(
-                f"  {t:.2f}  coverage {len(chosen_faq) / len(faq):.3f}  precision "
-                f"{(sum(chosen_faq) / len(chosen_faq)) if chosen_faq else 0:.4f}"
-                + ("   <- RAG_FAQ_MIN_SCORE" if t == settings.faq_min_score else "")
-            )
-    print(
-        "chosen: "
-        + ", ".join(f"{'RAG_MIN_SCORE' if lg == 'en' else 'RAG_MIN_SCORE_ZH'}={t:.2f}" for lg, t in chosen.items())
-    )
+    if args.features and args.features.is_file():
+        rows = [tuple(r) for r in json.loads(args.features.read_text())]
+    else:
+        rows = collect(args)
+        if args.features:
+            args.features.write_text(json.dumps(rows))
+    report(rows)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

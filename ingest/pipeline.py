@@ -3,6 +3,10 @@
 Only new or changed documents are embedded (and, inside a changed document, only chunks whose text
 changed); documents whose files disappeared from the ingested folders are removed; files that fail to
 load are reported and their previous version is kept. Everything is committed in one atomic step.
+
+A file is recorded by the ingested folder's name and its path inside that folder (`data/faq_en.csv`), never by
+where the folder lies, so citations show no server paths and a copy of the folder elsewhere matches the same
+documents.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 from ingest.chunking import chunk_document
 from ingest.errors import LoaderError
 from ingest.loaders import is_supported, load_file
+from rag.core.errors import ConfigurationError
 from rag.core.settings import Settings
 from rag.core.types import Chunk, Document
 from rag.store.calibration import FusionCalibration, calibrate, sample_ids
@@ -58,8 +63,49 @@ class IngestReport:
         )
 
 
-def source_name(path: Path) -> str:
-    """How a file is recorded: relative to the working directory when inside it, else absolute."""
+@dataclass(frozen=True)
+class SourceFile:
+    """A file to ingest and the names it is recorded under, now and by earlier versions."""
+
+    path: Path
+    source: str  # the ingested folder's name, then the path inside it: "data/faq_en.csv"
+    legacy: str  # relative to the working directory when inside it, else absolute (versions before this one)
+
+
+@dataclass
+class Discovery:
+    files: list[SourceFile] = field(default_factory=list)
+    scopes: list[str] = field(default_factory=list)  # what was ingested, as sources: unseen documents under it go
+    legacy_scopes: list[str] = field(default_factory=list)  # the same as earlier versions named them, if different
+    legacy_sources: set[str] = field(default_factory=set)  # the files' names as earlier versions recorded them
+    failures: list[FileFailure] = field(default_factory=list)
+
+    def covers(self, source: str) -> bool:
+        """Whether a stored document's `source` belongs to what is ingested now, under today's name or the one
+        earlier versions gave it: such a document not loaded again is gone (or renamed, as a file recorded by
+        its absolute path now is by its folder-relative name).
+
+        >>> found = Discovery(scopes=["data"], legacy_sources={"/srv/data/a.md"})
+        >>> found.covers("data/old.md"), found.covers("/srv/data/a.md"), found.covers("other/a.md")
+        (True, True, False)
+        """
+        return source in self.legacy_sources or in_scope(source, self.scopes) or in_scope(source, self.legacy_scopes)
+
+
+def source_name(file: Path | str, folder: Path | str) -> str:
+    """How `file`, found in the ingested `folder`, is recorded: the folder's name, then the path inside it,
+    wherever the folder lies (a server path never reaches a citation).
+
+    >>> source_name("/srv/app/data/faq_en.csv", "/srv/app/data"), source_name("data/zh/a.md", "data/")
+    ('data/faq_en.csv', 'data/zh/a.md')
+    """
+    inside = Path(os.path.abspath(file)).relative_to(os.path.abspath(folder))
+    return (Path(os.path.abspath(folder)).name / inside).as_posix()
+
+
+def legacy_source_name(path: Path | str) -> str:
+    """How versions before this one recorded a file: relative to the working directory when inside it,
+    else absolute. Documents recorded that way are replaced when their files are ingested again."""
     absolute = Path(os.path.abspath(path))
     try:
         return absolute.relative_to(Path.cwd()).as_posix()
@@ -67,28 +113,58 @@ def source_name(path: Path) -> str:
         return absolute.as_posix()
 
 
-def discover(paths: Iterable[Path | str]) -> tuple[list[Path], list[str], list[FileFailure]]:
-    """Files to load under `paths` (hidden files and folders skipped), the source scopes, and failures."""
-    files: dict[str, Path] = {}
-    scopes: list[str] = []
-    failures: list[FileFailure] = []
+def discover(paths: Iterable[Path | str]) -> Discovery:
+    """Files to load under `paths` (hidden files and folders skipped), the source scopes, and failures.
+
+    A file given on its own is recorded as part of its folder (`data/faq_en.csv`), so ingesting it alone
+    updates the same document that ingesting its folder made. Two different folders with the same name would
+    record their files under the same sources: that raises `ConfigurationError`.
+    """
+    found = Discovery()
+    roots: dict[str, str] = {}  # folder name -> the folder it stands for in this run
+    seen: set[str] = set()  # absolute paths: a file inside two given folders is loaded once
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            scopes.append(source_name(path))
-            for root, dirs, names in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(names):
-                    if name.startswith(".") or name.startswith("~$"):
-                        continue
-                    file = Path(root) / name
-                    files.setdefault(source_name(file), file)
+            folder, files = path, _walk(path)
         elif path.exists() or path.is_symlink():
-            scopes.append(source_name(path))
-            files.setdefault(source_name(path), path)
+            folder, files = path.parent, [path]
         else:
-            failures.append(FileFailure(str(path), "no such file or directory"))
-    return list(files.values()), scopes, failures
+            found.failures.append(FileFailure(str(path), "no such file or directory"))
+            continue
+        _claim_name(roots, folder)
+        scope = source_name(path, folder)
+        found.scopes.append(scope)
+        if legacy_source_name(path) not in (scope, "."):  # "." would cover every relative source
+            found.legacy_scopes.append(legacy_source_name(path))
+        for file in files:
+            absolute = os.path.abspath(file)
+            if absolute not in seen:
+                seen.add(absolute)
+                found.files.append(SourceFile(file, source_name(file, folder), legacy_source_name(file)))
+                found.legacy_sources.add(found.files[-1].legacy)
+    return found
+
+
+def _walk(folder: Path) -> list[Path]:
+    files: list[Path] = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        files.extend(Path(root) / name for name in sorted(names) if not name.startswith((".", "~$")))
+    return files
+
+
+def _claim_name(roots: dict[str, str], folder: Path) -> None:
+    """Record that `folder`'s name stands for it in this run; a different folder of the same name is an error."""
+    absolute = os.path.abspath(folder)
+    name = Path(absolute).name
+    other = roots.setdefault(name, absolute)
+    if other != absolute:
+        raise ConfigurationError(
+            f"Two different folders are named {name!r} ({other} and {absolute}); sources are recorded by "
+            f"folder name, so their files would overwrite each other - rename one of them, or ingest them "
+            f"into separate knowledge bases with --kb"
+        )
 
 
 def in_scope(source: str, scopes: Sequence[str]) -> bool:
@@ -121,6 +197,7 @@ def ingest(
         embedder.name,
     )
     salt = "/".join(str(p) for p in parts)
+    found = discover(paths)  # before the knowledge base is created: a refused set of folders leaves nothing behind
 
     kb = KnowledgeBase.create(
         kb_dir,
@@ -131,22 +208,21 @@ def ingest(
         nprobe=settings.ivf_nprobe,
     )
     with kb, kb.write_lock():
-        files, scopes, failures = discover(paths)
-        report.failed.extend(failures)
+        report.failed.extend(found.failures)
         known = kb.document_hashes()
         seen: set[str] = set()
         kept_sources: set[str] = set()  # sources whose file failed: their documents stay as they were
         pending: list[tuple[Document, str, list[Chunk]]] = []
 
-        for file in files:
-            source = source_name(file)
+        for entry in found.files:
+            file, source = entry.path, entry.source
             if not is_supported(file) and file.suffix.lower() in {"", ".tmp", ".bak", ".swp", ".lock"}:
                 continue  # editor and system leftovers are not documents
             try:
                 documents = load_file(file, source)
             except LoaderError as exc:
                 report.failed.append(FileFailure(str(file), exc.reason))
-                kept_sources.add(source)
+                kept_sources.update((source, entry.legacy))
                 continue
             for doc in documents:
                 if doc.doc_id in seen:
@@ -167,7 +243,7 @@ def ingest(
         deletions = [
             doc_id
             for doc_id, (source, _) in known.items()
-            if doc_id not in seen and source not in kept_sources and in_scope(source, scopes)
+            if doc_id not in seen and source not in kept_sources and found.covers(source)
         ]
         report.removed = len(deletions)
 

@@ -4,6 +4,7 @@ rag ingest PATH... [--kb DIR]          build or update a knowledge base (exit 1 
 rag ask "QUESTION" [--kb DIR] [--json] a grounded, cited answer (or a handoff), as /chat gives it
 rag serve [--kb DIR] [--host] [--port] the HTTP API (POST /chat, GET /health, docs at /docs)
 rag eval DATASET_DIR [--k 10]          retrieval (and, with answers.jsonl, answer) quality on a BEIR folder
+rag eval QUESTIONS.jsonl [--docs DIR]  customer questions: right / wrongly declined / wrongly answered per language
 rag report [--since DATE] [--html F]   how the bot performs: rates, feedback, latency, unanswered questions
 rag info [--kb DIR]                    what a knowledge base holds
 """
@@ -82,8 +83,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--generator", choices=["extractive", "openai", "llamacpp"], help="override RAG_GENERATOR")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("eval", help="evaluate retrieval on a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
-    p.add_argument("dataset", type=Path)
+    p = sub.add_parser(
+        "eval",
+        help="evaluate retrieval on a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv), "
+        "or answers on a customer-question file (JSON Lines, format in rag/evaluation/questions.py)",
+    )
+    p.add_argument("dataset", type=Path, help="a BEIR folder, or a customer-question .jsonl file")
+    p.add_argument("--kb", type=Path, help="question file: the knowledge base to ask (default ./kb, or RAG_KB_DIR)")
+    p.add_argument(
+        "--docs",
+        type=Path,
+        nargs="+",
+        help="question file: ingest these files or folders into a temporary knowledge base",
+    )
+    p.add_argument("--show", action="store_true", help="question file: print every wrong answer")
     p.add_argument(
         "--retriever",
         choices=["dense", "bm25", "hybrid", "all"],
@@ -210,6 +223,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    if args.dataset.is_file():
+        return _eval_questions(args, settings)
     from ingest.pipeline import ingest
     from rag.evaluation.metrics import load_dataset, ranked_records, score_answers, score_rankings
     from rag.store.knowledge_base import KnowledgeBase
@@ -276,6 +291,53 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     if args.json_file:
         args.json_file.write_text(
             json.dumps({"dataset": str(args.dataset), **results}, indent=2) + "\n", encoding="utf-8"
+        )
+    return 0
+
+
+def _eval_questions(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.pipeline import ingest
+    from rag.conversations.sql_store import SQLAlchemyConversationStore
+    from rag.evaluation.questions import format_summary, load_questions, run_questions, summarise
+    from rag.wiring import build_services, create_embedder
+
+    items = load_questions(args.dataset)
+    with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
+        if args.docs:
+            settings = settings.model_copy(update={"kb_dir": Path(tmp) / "kb"})
+            report = ingest(args.docs, settings.kb_dir, create_embedder(settings), settings, progress=False)
+            for failure in report.failed:
+                print(f"failed: {failure.path}: {failure.reason}", file=sys.stderr)
+        services = build_services(settings, with_store=False)
+        # its own conversations, so follow-ups have context and the knowledge base's own history is untouched
+        store = SQLAlchemyConversationStore(f"sqlite:///{Path(tmp) / 'eval-conversations.sqlite'}")
+        services.chat.store = store
+        try:
+            outcomes = run_questions(
+                items,
+                lambda q, cid: services.chat.answer(q, conversation_id=cid),
+                lambda item_id: f"eval-{item_id}",
+            )
+        finally:
+            store.close()
+            services.close()
+    table = summarise(outcomes)
+    print(f"{args.dataset.name}: {len(items)} questions (generator: {outcomes[0].answer.generator})")
+    print(format_summary(table))
+    if args.show:
+        for o in outcomes:
+            if o.verdict != "right":
+                print(f"\n{o.item.id} [{o.item.category}] {o.verdict}: {o.item.question}")
+                print(f"  missing: {', '.join(o.missing) or '-'}; reason: {o.answer.decline_reason or '-'}")
+                print("  " + o.answer.answer.replace("\n", "\n  "))
+    if args.json_file:
+        rows = [
+            {"id": o.item.id, "language": o.item.language, "category": o.item.category, "verdict": o.verdict,
+             "missing": o.missing, "answer": o.answer.answer, "answered": o.answer.answered}
+            for o in outcomes
+        ]  # fmt: skip
+        args.json_file.write_text(
+            json.dumps({"summary": table, "questions": rows}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )
     return 0
 

@@ -107,6 +107,12 @@ class CitationOut(BaseModel):
     score: float
 
 
+class RelatedOut(BaseModel):
+    title: str
+    source: str
+    url: str | None = Field(description="http(s) or relative link to the document; other schemes are never given.")
+
+
 class UsageOut(BaseModel):
     prompt_tokens: int
     completion_tokens: int
@@ -126,6 +132,10 @@ class ChatResponse(BaseModel):
     generator: str
     language: str
     decline_reason: str | None = None
+    related: list[RelatedOut] = Field(
+        default_factory=list,
+        description="Up to three documents on the same topic that the answer did not cite (none when declining).",
+    )
 
     @classmethod
     def from_answer(cls, a: Answer) -> ChatResponse:

@@ -18,19 +18,23 @@ from typing import Literal
 import tiktoken
 
 from rag.chat.decline import SUPPORT_PASSAGES, faq_match, support_score
-from rag.chat.followups import needs_context, rewrite_heuristic
+from rag.chat.followups import PastQuestion, needs_context, rewrite_heuristic
 from rag.chat.holdback import hold_back_marker
 from rag.chat.intents import asks_for_human
+from rag.chat.related import related_documents
 from rag.conversations.store import ConversationStore, StoredMessage
 from rag.core.errors import ContextOverflow, RagError
 from rag.core.settings import Settings
 from rag.core.types import Answer, Filters, Passage, Usage
-from rag.generation.citations import make_citation, parse_citations
+from rag.generation.citations import make_citation
+from rag.generation.grounding import grounded_citations
 from rag.generation.prompting import DECLINE_MARKER, Prompt, build_prompt
 from rag.generation.protocol import GenerationRequest, Generator, QueryRewriter
+from rag.generation.safety import strip_injections
 from rag.retrieval.protocol import Retriever
 from rag.text.language import detect_language
 from rag.text.lexical import coverage
+from rag.text.readable import flat_text, readable_text
 
 log = logging.getLogger("rag.chat.service")
 _OVERFLOW_RETRIES = 2
@@ -133,9 +137,10 @@ class ChatService:
             yield from self._decline(question, language, passages, reason, Usage(), started, ids, query=query)
             return
         top = passages[0]
-        if faq_match(query, top, self.settings.faq_min_score):
-            # a curated FAQ entry matches: its author's words, verbatim, and no model call
-            text = top.chunk.text.strip()
+        faq_text = flat_text(readable_text(strip_injections(top.chunk.text)))
+        if faq_text and faq_match(query, top, self.settings.faq_min_score):
+            # a curated FAQ entry matches: its author's words (as readable text), and no model call
+            text = faq_text
             yield ("delta", text)
             yield (
                 "answer",
@@ -145,6 +150,7 @@ class ChatService:
                     answered=True,
                     handoff=False,
                     citations=[make_citation(1, top)],
+                    related=related_documents(passages, [make_citation(1, top)]),
                     passages=passages,
                     generator="faq",
                     language=language,
@@ -183,7 +189,8 @@ class ChatService:
         if declined:
             yield from self._decline(question, language, passages, "model_declined", usage, started, ids, query=query)
             return
-        text, citations = parse_citations(raw.replace(DECLINE_MARKER, "").strip(), passages)
+        # each cited sentence checked against its passage; markers renumbered [1], [2] ... in order of use
+        text, citations = grounded_citations(raw.replace(DECLINE_MARKER, "").strip(), passages, drop_unsupported=True)
         yield (
             "answer",
             Answer(
@@ -192,6 +199,7 @@ class ChatService:
                 answered=True,
                 handoff=False,
                 citations=citations,
+                related=related_documents(passages, citations),
                 passages=passages,
                 generator=self.generator.name,
                 language=language,
@@ -248,7 +256,8 @@ class ChatService:
             return question
         if history is not None:
             turns = history[-HISTORY_TURNS:]
-            previous = [q for q, _ in turns]
+            # a stateless client sends no rewrites: which earlier questions were follow-ups is judged again
+            past = [PastQuestion(q, needs_context(q)) for q, _ in turns]
         elif self.store is not None:
             try:
                 stored = self.store.history(conversation_id, limit=HISTORY_TURNS)
@@ -256,7 +265,9 @@ class ChatService:
                 log.exception("conversation history unavailable; answering without it")
                 return question
             turns = [(t.question, t.answer) for t in stored]
-            previous = [t.rewritten_query or t.question for t in stored]
+            # the customer's own words, never an earlier rewrite (so rewrites cannot nest); a rewritten turn
+            # was a follow-up
+            past = [PastQuestion(t.question, t.rewritten_query is not None) for t in stored]
         else:
             return question
         if not turns:
@@ -268,7 +279,7 @@ class ChatService:
                     return rewritten
             except RagError:
                 log.warning("LLM rewriting failed; using the heuristic", exc_info=True)
-        return rewrite_heuristic(question, previous, force=force)
+        return rewrite_heuristic(question, past, force=force)
 
     def _record(self, answer: Answer) -> None:
         if self.store is not None:
@@ -335,6 +346,7 @@ class ChatService:
                 answered=False,
                 handoff=True,
                 citations=[],
+                related=[],  # a decline suggests no reading
                 passages=passages,
                 generator=self.generator.name,
                 language=language,

@@ -88,14 +88,14 @@ class Settings(BaseSettings):
     # Calibrated on the shared datasets for the default embedding model (benchmarks/calibrate_decline.py);
     # re-calibrate when changing the embedding model.
     min_score: float = Field(
-        0.53,
-        description="Below this support score (best retrieval score + lexical coverage, see rag.chat.decline) "
-        "the bot declines and hands off.",
+        0.20,
+        description="Below this confidence (0..1) that the retrieved passages support an answer (see "
+        "rag.chat.decline) the bot declines and hands off.",
     )
     min_score_zh: float = Field(
-        0.29,
-        description="The same for Chinese questions (lexical coverage alone while the embedding model does not "
-        "cover Chinese).",
+        0.18,
+        description="The same for Chinese questions (scored without the embedding model's similarity while it "
+        "does not cover Chinese).",
     )
     fallback_message: str = (
         "I'm sorry, I couldn't find that in our documents. Let me connect you with a member of our team."

@@ -141,6 +141,15 @@ class Citation:
     row: int | None = None
 
 
+@dataclass(frozen=True)
+class Related:
+    """A retrieved document worth reading that the answer did not cite; `url` only if http(s) or relative."""
+
+    title: str
+    source: str
+    url: str | None = None
+
+
 @dataclass
 class Usage:
     prompt_tokens: int = 0
@@ -170,6 +179,7 @@ class Answer:
     message_id: str = ""
     decline_reason: str | None = None  # low_retrieval_score, model_declined, no_passages, customer_request
     rewritten_query: str | None = None  # the standalone question retrieval used, when it differs
+    related: list[Related] = field(default_factory=list)  # up to a few uncited documents on the same topic
 
     def to_dict(self, *, passages: bool = False) -> dict[str, Any]:
         """The answer as JSON-ready data: the one shape the HTTP API, the OpenAI-compatible extras and
@@ -188,6 +198,7 @@ class Answer:
             "conversation_id": self.conversation_id,
             "message_id": self.message_id,
             "rewritten_query": self.rewritten_query,
+            "related": [asdict(r) for r in self.related],
         }
         if passages:
             out["passages"] = [p.to_dict() for p in self.passages]

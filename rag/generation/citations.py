@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 
 from rag.core.types import Citation, Passage
+from rag.text.readable import cut_at_word, flat_text, heading_trail
 
 _MARKER = re.compile(r"\s?[\[【]\s*(\d{1,3}(?:\s*(?:[,，、;]|-|–)\s*\d{1,3})*)\s*[\]】]")
 _SNIPPET_CHARS = 240
@@ -31,8 +32,15 @@ def _numbers(group: str) -> list[int]:
 
 
 def snippet(text: str, limit: int = _SNIPPET_CHARS) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+    """The start of a passage as a customer reads it, on one line: table rows as sentences, no Markdown,
+    cut at a word boundary.
+
+    >>> snippet("| Method | Cost |\\n|---|---|\\n| Express | **$12.95** |\\n\\n- Ships in 1-2 days")
+    'Express — Cost: $12.95. Ships in 1-2 days.'
+    >>> snippet("Returns are free within thirty days of delivery.", limit=30)
+    'Returns are free within…'
+    """
+    return cut_at_word(flat_text(text), limit)
 
 
 def safe_url(url: str | None) -> str | None:
@@ -61,7 +69,7 @@ def make_citation(marker: int, passage: Passage) -> Citation:
         chunk_id=c.id,
         source=c.source,
         title=c.title,
-        heading=" > ".join(c.heading_path),
+        heading=heading_trail(c.title, c.heading_path),
         snippet=snippet(c.text),
         score=round(passage.score, 6),
         url=safe_url(c.url),

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 from rag.core.types import Passage, Usage
 from rag.generation.protocol import GenerationRequest
-from rag.generation.safety import looks_like_injection
+from rag.generation.safety import contradicts, looks_like_injection, strip_injections
+from rag.text.language import detect_language
 from rag.text.lexical import terms
+from rag.text.readable import readable_text
 from rag.text.sentences import sentence_spans
 from rag.text.similarity import jaccard
 
@@ -39,11 +41,14 @@ _ANSWER_TYPES = [
         ),
     ),
     (
-        re.compile(r"\bhow much\b|\bcost\b|\bprice\b|\bfee\b|\bcharge\b|多少钱|费用|价格|运费|收费", re.I),
+        re.compile(r"\bhow much\b|\bcost\b|\bprice\b|\bfee\b|\bcharge\b|多少钱|价格|收费|几块|几元|贵不贵|要钱", re.I),
         re.compile(r"[$¥€£]\s?\d|\d+(\.\d+)?\s*(usd|dollars?|cad|元|块)|\bfree\b|免费|包邮", re.I),
     ),
     (re.compile(r"\bhow many\b|\bhow much\b|多少|几个|几次", re.I), re.compile(r"\d")),
-    (re.compile(r"\bwho\b|谁", re.I), re.compile(r"\b[A-Z][a-z]+(\s+[A-Z][a-z]+)+")),
+    (
+        re.compile(r"\bwho\b|\bwhich (country|team|company|city|person|player|club|film|movie|band)\b|谁", re.I),
+        re.compile(r"\b[A-Z][a-z]+(\s+[A-Z][a-z]+)*"),
+    ),
     (
         re.compile(r"\bwhere\b|哪里|在哪|什么地方", re.I),
         re.compile(r"\b(in|at|from|to)\s+[A-Z][a-z]+|省|市|地址|address", re.I),
@@ -66,6 +71,20 @@ class _Candidate:
     score: float = 0.0
 
 
+# A curated FAQ answer is returned whole when its row holds the best sentence, up to this many characters.
+_FAQ_WHOLE_CHARS = 700
+# Sentences below this share of the best sentence's score are not relevant enough to add.
+_RELEVANCE_FLOOR = 0.5
+# A further sentence must bring at least this share of the question's weight not covered yet.
+_NEW_COVERAGE = 0.1
+# Weight of cross-passage agreement: the words a sentence adds to the question (names, numbers) found in other
+# retrieved passages too - the answer tends to be repeated, a distractor's detail does not.
+_CONSENSUS = 0.25
+# A sentence that only restates the question (a heading, a title) holds no answer: up to this much for new words.
+_NOVELTY = 0.15
+_ANSWER_WORD = re.compile(r"\b(?:[A-Z][\w'’-]+|\$?\d[\d,.:]*%?)")
+
+
 class ExtractiveGenerator:
     name = "extractive"
     needs_prompt = False
@@ -83,42 +102,101 @@ class ExtractiveGenerator:
     def compose(self, question: str, passages: list[Passage], language: str) -> list[str]:
         """The answer as pieces (one per cited group), ready to stream."""
         passages = passages[: self.max_passages]
-        if not passages:
-            return []
-        candidates = self._candidates(passages)
+        candidates = self._candidates(passages, language)
         if not candidates:
             return []
+        parts = question_parts(question)
         q_terms = terms(question)
         idf = self._idf(candidates)
-        q_weight = sum(idf.get(t, self._unseen_idf(len(candidates))) for t in q_terms) or 1.0
+        unseen = self._unseen_idf(len(candidates))
+        weight = {t: idf.get(t, unseen) for t in q_terms}
+        candidates = self._scored(question, parts, weight, passages, candidates)
+        chosen = self._choose(candidates, parts, weight)
+        whole = self._faq_whole(chosen, passages, language)
+        if whole is not None:
+            return whole
+        chosen = _with_continuations(chosen, candidates)
+        chosen.sort(key=lambda c: (c.passage_index, c.start))
+        return self._pieces(chosen, language)
+
+    def _scored(
+        self,
+        question: str,
+        parts: list[str],
+        weight: dict[str, float],
+        passages: list[Passage],
+        candidates: list[_Candidate],
+    ) -> list[_Candidate]:
+        total = sum(weight.values()) or 1.0
         best_passage = max(p.score for p in passages) or 1.0
-        shapes = [shape for asks, shape in _ANSWER_TYPES if asks.search(question)]
+        shapes = [shape for asks, shape in _ANSWER_TYPES if any(asks.search(part) for part in parts)]
         years = set(_YEAR.findall(question))
         if years and any(years & set(_YEAR.findall(c.text)) for c in candidates):
             candidates = [c for c in candidates if not _YEAR.search(c.text) or years & set(_YEAR.findall(c.text))]
+        consensus = _consensus(question, candidates)
+        asked = terms(question)
         for c in candidates:
-            coverage = sum(idf[t] for t in q_terms & c.terms) / q_weight
-            typed = _TYPE_BONUS if any(shape.search(c.text) for shape in shapes) else 0.0
+            covered = sum(w for t, w in weight.items() if t in c.terms) / total
+            typed = _TYPE_BONUS if _answers_type(c.text, shapes, asked) else 0.0
+            novelty = _NOVELTY * min(1.0, len(c.terms - asked) / 3)
             mentioned = set(_YEAR.findall(c.text))
             off_year = _OTHER_YEAR_PENALTY if years and mentioned and not (years & mentioned) else 0.0
             c.score = (
-                coverage
+                covered
                 + typed
                 - off_year
+                + novelty
+                + _CONSENSUS * consensus[id(c)]
                 + 0.35 * max(passages[c.passage_index].score, 0) / best_passage
                 - 0.03 * c.passage_index
             )
+        return sorted(candidates, key=lambda c: c.score, reverse=True)
 
-        ranked = sorted(candidates, key=lambda c: c.score, reverse=True)
-        chosen: list[_Candidate] = []
-        for c in ranked:
-            if len(chosen) == self.max_sentences or c.score < 0.6 * ranked[0].score:
+    def _choose(self, ranked: list[_Candidate], parts: list[str], weight: dict[str, float]) -> list[_Candidate]:
+        """The best sentence, then the best for each other part of the question, then sentences that cover
+        what is still missing - each above the relevance floor and none repeating a chosen one."""
+        floor = _RELEVANCE_FLOOR * ranked[0].score
+        chosen = [ranked[0]]
+        for part in parts[1:]:
+            part_terms = terms(part)
+            shapes = [shape for asks, shape in _ANSWER_TYPES if asks.search(part)]
+            best = max(
+                (c for c in ranked if c.score >= floor and not self._repeats(c, chosen)),
+                key=lambda c: len(part_terms & c.terms) + (1 if any(s.search(c.text) for s in shapes) else 0),
+                default=None,
+            )
+            if best is not None and (part_terms & best.terms or any(s.search(best.text) for s in shapes)):
+                chosen.append(best)
+        total = sum(weight.values()) or 1.0
+        for c in ranked[1:]:
+            if len(chosen) >= self.max_sentences or c.score < floor:
                 break
-            if any(_similar(c.terms, o.terms) for o in chosen):
-                continue
-            chosen.append(c)
-        chosen.sort(key=lambda c: (c.passage_index, c.start))
+            covered = set().union(*(o.terms for o in chosen))
+            new = sum(w for t, w in weight.items() if t in c.terms and t not in covered) / total
+            if new >= _NEW_COVERAGE and not self._repeats(c, chosen):
+                chosen.append(c)
+        return chosen[: self.max_sentences]
 
+    @staticmethod
+    def _repeats(c: _Candidate, chosen: list[_Candidate]) -> bool:
+        return any(c is o or _similar(c.terms, o.terms) for o in chosen)
+
+    @staticmethod
+    def _faq_whole(chosen: list[_Candidate], passages: list[Passage], language: str) -> list[str] | None:
+        """A curated FAQ row holding the best sentence answers with its whole text (its author's words)."""
+        best = chosen[0]
+        chunk = passages[best.passage_index].chunk
+        if chunk.row is None or len(chunk.text) > _FAQ_WHOLE_CHARS:
+            return None
+        kept = readable_text(strip_injections(chunk.text))
+        text = " ".join(line.strip() for line in kept.splitlines() if line.strip())
+        if not text:
+            return None
+        if any(c.passage_index != best.passage_index for c in chosen):
+            return None
+        return [ExtractiveGenerator._cite(text, best.passage_index + 1, language)]
+
+    def _pieces(self, chosen: list[_Candidate], language: str) -> list[str]:
         pieces: list[str] = []
         group: list[str] = []
         for i, c in enumerate(chosen):
@@ -136,15 +214,23 @@ class ExtractiveGenerator:
         return (sep if leading else "") + f"{text}{sep}[{marker}]"
 
     @staticmethod
-    def _candidates(passages: list[Passage]) -> list[_Candidate]:
+    def _candidates(passages: list[Passage], language: str) -> list[_Candidate]:
         out = []
+        texts = [p.chunk.text for p in passages]
         for i, p in enumerate(passages):
-            text = p.chunk.text
+            # instructions to the assistant cut first (a "Note for the AI:" takes the line it introduces along);
+            # table rows and list items become sentences of their own
+            text = readable_text(strip_injections(p.chunk.text))
+            others = texts[:i] + texts[i + 1 :]
             for span in sentence_spans(text):
                 sentence = clean_markup(text[span.start : span.end])
                 sentence_terms = terms(sentence)
-                # fragments such as "..." or a lone heading word carry no answer
+                # fragments such as "..." or a lone heading word carry no answer; the question's language only
                 if len(sentence) < 4 or not sentence_terms or looks_like_injection(sentence):
+                    continue
+                if contradicts(sentence, others):  # "free on every order" against a stated price
+                    continue
+                if detect_language(sentence) != language:
                     continue
                 out.append(_Candidate(i, span.start, sentence, sentence_terms))
         return out
@@ -161,6 +247,74 @@ class ExtractiveGenerator:
     @staticmethod
     def _unseen_idf(n: int) -> float:
         return math.log(1 + n)
+
+
+_PART_SPLIT = re.compile(
+    r"(?<=[?？])\s*(?=\S)"
+    r"|[,;，；]?\s+(?:and|also|plus)\s+(?=(?:how|what|when|where|which|who|why|can|could|do|does|is|are|will|should)\b)"
+    r"|[,，；;]\s*(?=(?:还有|另外|以及|并且|那|怎么|多少|多久|是否|能不能|可以|可不可以|有没有))",
+    re.IGNORECASE,
+)
+
+
+_LEAD_IN = re.compile(r"[:：]\s*$")
+_LIST_ITEMS = 6
+
+
+def _with_continuations(chosen: list[_Candidate], candidates: list[_Candidate]) -> list[_Candidate]:
+    """A chosen sentence that introduces a list ("Available amounts are:") brings the list's items with it."""
+    out = list(chosen)
+    for c in chosen:
+        if not _LEAD_IN.search(c.text):
+            continue
+        following = sorted(
+            (o for o in candidates if o.passage_index == c.passage_index and o.start > c.start),
+            key=lambda o: o.start,
+        )
+        out.extend(o for o in following[:_LIST_ITEMS] if o not in out)
+    return out
+
+
+def _answers_type(text: str, shapes: list[re.Pattern[str]], asked: set[str]) -> bool:
+    """Whether the sentence holds something of the asked kind that the question does not already say."""
+    for shape in shapes:
+        for match in shape.finditer(text):
+            if match.start() == 0 and match.group(0)[:1].isupper() and " " not in match.group(0):
+                continue  # a capital at the start of a sentence is not a name
+            found = terms(match.group(0))
+            if not found or found - asked:
+                return True
+    return False
+
+
+def question_parts(question: str) -> list[str]:
+    """The parts of a multi-part question (one part for most questions).
+
+    >>> question_parts("How much is express shipping and how long does it take?")
+    ['How much is express shipping', 'how long does it take?']
+    >>> question_parts("运费多少？多久能到？")
+    ['运费多少？', '多久能到？']
+    """
+    parts = [p.strip() for p in _PART_SPLIT.split(question) if p and p.strip()]
+    return parts or [question]
+
+
+def _consensus(question: str, candidates: list[_Candidate]) -> dict[int, float]:
+    """Per candidate: the share of other passages that repeat one of the words it adds to the question."""
+    asked = {w.lower() for w in _ANSWER_WORD.findall(question)}
+    passages = {c.passage_index for c in candidates}
+    texts: dict[int, str] = {}
+    for c in candidates:
+        texts[c.passage_index] = texts.get(c.passage_index, "") + " " + c.text.lower()
+    out: dict[int, float] = {}
+    for c in candidates:
+        words = {w.lower().rstrip(".,:") for w in _ANSWER_WORD.findall(c.text)} - asked
+        words = {w for w in words if len(w) > 1}
+        best = 0
+        for w in words:
+            best = max(best, sum(1 for i in passages if i != c.passage_index and w in texts[i]))
+        out[id(c)] = best / max(1, len(passages) - 1)
+    return out
 
 
 def clean_markup(sentence: str) -> str:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ingest.pipeline import discover, in_scope, ingest
-from rag.core.errors import EmbeddingModelMismatch, KnowledgeBaseLocked
+from ingest.pipeline import discover, in_scope, ingest, legacy_source_name
+from rag.core.errors import ConfigurationError, EmbeddingModelMismatch, KnowledgeBaseLocked
 from rag.core.types import Filters
 from rag.retrieval import DenseRetriever
 from rag.store.knowledge_base import KnowledgeBase
@@ -194,5 +195,94 @@ def test_discover_ignores_hidden(tmp_path, monkeypatch):
     (tmp_path / ".git" / "config.txt").write_text("x")
     (tmp_path / ".DS_Store").write_text("x")
     (tmp_path / "a.md").write_text("# A\n\ntext")
-    files, scopes, failures = discover([tmp_path])
-    assert [f.name for f in files] == ["a.md"] and scopes == ["."] and not failures
+    found = discover([tmp_path])
+    assert [f.path.name for f in found.files] == ["a.md"] and found.scopes == [tmp_path.name] and not found.failures
+
+
+def test_sources_are_named_by_the_ingested_folder_wherever_it_lies(tmp_path, monkeypatch):
+    data = tmp_path / "srv" / "app" / "data"
+    (data / "zh").mkdir(parents=True)
+    (data / "faq.csv").write_text("question,answer\nQ,A\n")
+    (data / "zh" / "a.md").write_text("# A\n\ntext")
+    (tmp_path / "elsewhere").mkdir()
+    for cwd in (tmp_path / "srv" / "app", tmp_path / "elsewhere"):
+        monkeypatch.chdir(cwd)
+        found = discover([data])
+        assert [f.source for f in found.files] == ["data/faq.csv", "data/zh/a.md"] and found.scopes == ["data"]
+        # a file given on its own is named as part of its folder: it updates the document the folder made
+        assert [f.source for f in discover([data / "zh" / "a.md"]).files] == ["zh/a.md"]
+    monkeypatch.chdir(tmp_path / "srv" / "app")
+    assert [f.source for f in discover(["data/"]).files] == ["data/faq.csv", "data/zh/a.md"]
+    assert [f.source for f in discover(["data/faq.csv"]).files] == ["data/faq.csv"]
+    # a folder given inside another one: each file is loaded once, under the first name it was found by
+    assert [f.source for f in discover([data, data / "zh"]).files] == ["data/faq.csv", "data/zh/a.md"]
+
+
+def test_two_different_folders_with_the_same_name_are_refused(tmp_path):
+    for parent in ("a", "b"):
+        builders.write_txt((tmp_path / parent / "data").mkdir(parents=True) or tmp_path / parent / "data" / "x.txt")
+    with pytest.raises(ConfigurationError, match=r"Two different folders are named 'data' .* rename one of them"):
+        discover([tmp_path / "a" / "data", tmp_path / "b" / "data"])
+    with pytest.raises(ConfigurationError, match="named 'data'"):
+        discover([tmp_path / "a" / "data", tmp_path / "b" / "data" / "x.txt"])
+    assert len(discover([tmp_path / "a" / "data", tmp_path / "a" / "data" / ".." / "data"]).files) == 1
+
+
+def test_the_same_folder_ingested_from_elsewhere_is_unchanged(docs, tmp_path, monkeypatch, embedder, settings):
+    ingest([docs], settings.kb_dir, embedder, settings)
+    (tmp_path / "deploy").mkdir()
+    monkeypatch.chdir(tmp_path / "deploy")  # the folder's absolute path is never recorded
+    again = ingest([docs.resolve()], settings.kb_dir, embedder, settings)
+    assert (again.added, again.updated, again.unchanged, again.removed, again.chunks_embedded) == (0, 0, 10, 0, 0)
+    with KnowledgeBase.open(settings.kb_dir) as kb:
+        assert {c.source.split("/")[0] for c in kb.all_chunks()} == {"docs"}
+
+
+def test_absolute_sources_from_earlier_versions_are_replaced(docs, tmp_path, monkeypatch, embedder, settings):
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    # a knowledge base built by an earlier version, outside the working directory: absolute sources
+    with monkeypatch.context() as old:
+        old.setattr("ingest.pipeline.source_name", lambda file, folder: legacy_source_name(file))
+        ingest([docs], settings.kb_dir, embedder, settings)
+    with KnowledgeBase.open(settings.kb_dir) as kb:
+        assert all(c.source.startswith(docs.as_posix() + "/") for c in kb.all_chunks())
+    (docs / "support.txt").unlink()  # gone since: its absolute-path document must go too
+
+    report = ingest([docs], settings.kb_dir, embedder, settings)
+    assert (report.added, report.removed, report.failed) == (9, 10, [])
+    with KnowledgeBase.open(settings.kb_dir) as kb:
+        kb.check()
+        sources = {c.source for c in kb.all_chunks()}
+        assert "docs/shipping.md" in sources and all(s.startswith("docs/") for s in sources)
+    again = ingest([docs], settings.kb_dir, embedder, settings)
+    assert (again.unchanged, again.removed, again.chunks_embedded) == (9, 0, 0)
+
+
+def test_a_failing_file_keeps_its_earlier_version_under_its_old_name(docs, tmp_path, monkeypatch, embedder, settings):
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with monkeypatch.context() as old:
+        old.setattr("ingest.pipeline.source_name", lambda file, folder: legacy_source_name(file))
+        ingest([docs], settings.kb_dir, embedder, settings)
+    (docs / "warranty.pdf").write_bytes(b"%PDF-1.4 truncated garbage")
+    report = ingest([docs], settings.kb_dir, embedder, settings)
+    assert [f.path.split("/")[-1] for f in report.failed] == ["warranty.pdf"]
+    with KnowledgeBase.open(settings.kb_dir) as kb:
+        assert (docs / "warranty.pdf").as_posix() in {c.source for c in kb.all_chunks()}
+
+
+def test_sources_a_nested_folder_had_in_earlier_versions_are_replaced(tmp_path, monkeypatch, embedder, settings):
+    monkeypatch.chdir(tmp_path)
+    sub = tmp_path / "data" / "sub"
+    sub.mkdir(parents=True)
+    builders.write_txt(sub / "one.txt", "Alpha document about invoices.")
+    builders.write_txt(sub / "two.txt", "Beta document about refunds.")
+    with monkeypatch.context() as old:  # recorded relative to the working directory: data/sub/one.txt
+        old.setattr("ingest.pipeline.source_name", lambda file, folder: legacy_source_name(file))
+        ingest([Path("data/sub")], settings.kb_dir, embedder, settings)
+    (sub / "two.txt").unlink()
+    report = ingest([Path("data/sub")], settings.kb_dir, embedder, settings)
+    assert (report.added, report.removed) == (1, 2)
+    with KnowledgeBase.open(settings.kb_dir) as kb:
+        assert {c.source for c in kb.all_chunks()} == {"sub/one.txt"}

@@ -65,11 +65,12 @@ def run(svc, question="How long is shipping?"):
 
 
 def test_answer_with_citations_and_usage():
-    gen = ScriptedGenerator(["Shipping takes ", "three days [1]", " and is free [3][9]."], usage=Usage(120, 9))
+    gen = ScriptedGenerator(["Fact number ", "1 [1]", " and fact number 3 [3][9]."], usage=Usage(120, 9))
     deltas, answer = run(service(passages(), gen))
-    assert deltas == "Shipping takes three days [1] and is free [3][9]."
-    assert answer.answer == "Shipping takes three days [1] and is free [3]."
-    assert [c.marker for c in answer.citations] == [1, 3]
+    assert deltas == "Fact number 1 [1] and fact number 3 [3][9]."
+    # markers checked against their passages and numbered in order of use: passage 3 is cited as [2]
+    assert answer.answer == "Fact number 1 [1] and fact number 3 [2]."
+    assert [(c.marker, c.chunk_id) for c in answer.citations] == [(1, 1), (2, 3)]
     assert answer.answered and not answer.handoff
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens, answer.usage.estimated) == (120, 9, False)
     assert answer.conversation_id and answer.message_id and answer.latency_ms > 0

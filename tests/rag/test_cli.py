@@ -119,3 +119,30 @@ def test_ingest_with_a_bad_file_exits_1_and_keeps_the_good_ones(tmp_path):
     ask = rag("ask", "When must I report a lost parcel?", "--kb", "kb", "--json", cwd=tmp_path)
     passage = json.loads(ask.stdout)["passages"][0]
     assert passage["source"] == "docs/deep.html" and passage["heading_path"] == ["Lost parcels"]
+
+
+def test_eval_customer_questions_prints_verdicts_per_language(tmp_path):
+    builders.write_all_types(tmp_path / "docs")
+    builders.write_jsonl(
+        tmp_path / "questions.jsonl",
+        [
+            {"id": "en-1", "language": "en", "question": "When does an express order arrive?",
+             "must_contain": [["1-2 business days", "1–2 business days"]]},
+            {"id": "en-2", "language": "en", "question": "Who won the 1998 world cup?", "decline": True},
+            {"id": "en-3", "language": "en", "question": "What about express?",
+             "context": ["How long does standard shipping take?"], "must_contain": [["1-2 business days"]]},
+        ],
+    )  # fmt: skip
+    out = rag("eval", "questions.jsonl", "--docs", "docs", "--json", "q.json", "--show", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "language  questions  right  wrongly declined  wrongly answered  right %" in out.stdout
+    report = json.loads((tmp_path / "q.json").read_text())
+    assert report["summary"]["all"]["questions"] == 3 and report["summary"]["en"]["questions"] == 3
+    verdicts = {q["id"]: q["verdict"] for q in report["questions"]}
+    assert verdicts["en-2"] == "right", out.stdout  # an off-topic question is declined
+    assert not (tmp_path / "kb").exists()  # --docs builds a temporary knowledge base
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x", "question": "hi"}\n', encoding="utf-8")
+    out = rag("eval", "bad.jsonl", "--docs", "docs", cwd=tmp_path)
+    assert out.returncode == 2 and "bad.jsonl line 1" in out.stderr and "must_contain" in out.stderr

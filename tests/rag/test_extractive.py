@@ -35,9 +35,11 @@ def test_answer_type_bonus_finds_prices():
     assert "$12.95" in answer
 
 
-def test_faq_rows_are_extracted_like_any_passage():
-    faq = p("Yes. Gift cards never expire.", row=4, title="Do gift cards expire?")
-    assert compose("Will my gift card expire?", [faq, p("Unrelated.")]) == "Gift cards never expire. [1]"
+def test_a_curated_faq_row_holding_the_best_sentence_answers_whole():
+    faq = p("Yes. Gift cards never expire. They work online only.", row=4, title="Do gift cards expire?")
+    assert compose("Will my gift card expire?", [faq, p("Unrelated.")]) == (
+        "Yes. Gift cards never expire. They work online only. [1]"
+    )
 
 
 def test_chinese_sentences_and_citation_style():

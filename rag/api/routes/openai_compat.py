@@ -158,9 +158,10 @@ def _usage(answer: Answer) -> dict[str, int]:
 
 
 def _extras(answer: Answer) -> dict[str, Any]:
-    response = ChatResponse.from_answer(answer)
+    response = ChatResponse.from_answer(answer).model_dump()
     return {
-        "citations": response.model_dump()["citations"],
+        "citations": response["citations"],
+        "related": response["related"],
         "rag": {
             "answered": answer.answered,
             "handoff": answer.handoff,

@@ -1,9 +1,10 @@
 /* Support chat widget: paste <script src="https://bot.example.com/widget.js" data-kb="Help center"></script>
  * into a page to get a floating chat bubble. Options (data-*): api (server URL, default: where this script
  * comes from), kb (name shown in the header), lang (en|zh, default: the browser's), mode (bubble|inline),
- * target (CSS selector of the inline container), title.
- * Answers stream in as they are written; sources are listed under each answer; every text from the server
- * is inserted as text, never as HTML. The conversation survives page reloads (localStorage). */
+ * target (CSS selector of the inline container), title, idle-minutes (default 30).
+ * Answers stream in as they are written; sources and related reading are listed under each answer; every text
+ * from the server is inserted as text, never as HTML. The conversation survives page reloads (localStorage)
+ * until it has been idle for idle-minutes; "New conversation" starts a fresh one at any time. */
 (function () {
   "use strict";
   var script = document.currentScript || document.querySelector('script[src*="widget.js"]');
@@ -12,18 +13,20 @@
   var lang = (opts.lang || navigator.language || "en").toLowerCase().indexOf("zh") === 0 ? "zh" : "en";
   var inline = opts.mode === "inline";
   var storeKey = "rag-chat:" + api + ":" + (opts.kb || "");
+  // A conversation left this long is over: picking it up again would read a new question as a follow-up of it.
+  var idleMs = (parseFloat(opts.idleMinutes) > 0 ? parseFloat(opts.idleMinutes) : 30) * 60000;
 
   var T = {
     en: { title: "Support", open: "Open chat", close: "Close chat", placeholder: "Type your question…",
           label: "Your question", send: "Send", sources: "Sources", up: "Helpful", down: "Not helpful",
           thanks: "Thanks for the feedback!", handoff: "A member of our team will take it from here.",
           error: "Sorry, something went wrong. Please try again.", greeting: "Hi! Ask me anything about our orders, shipping, returns, accounts, billing or warranty.",
-          you: "You", bot: "Assistant", reset: "New conversation" },
+          you: "You", bot: "Assistant", reset: "New conversation", related: "Related reading" },
     zh: { title: "在线客服", open: "打开聊天", close: "关闭聊天", placeholder: "请输入您的问题…",
           label: "您的问题", send: "发送", sources: "参考来源", up: "有帮助", down: "没有帮助",
           thanks: "感谢您的反馈！", handoff: "我们的客服人员会尽快为您处理。",
           error: "抱歉，出了点问题，请稍后再试。", greeting: "您好！关于订单、配送、退换货、账户、支付或保修的问题都可以问我。",
-          you: "您", bot: "客服助手", reset: "新对话" }
+          you: "您", bot: "客服助手", reset: "新对话", related: "相关阅读" }
   }[lang];
 
   var css = [
@@ -47,6 +50,11 @@
     ".ragw-sources{margin-top:8px;border-top:1px solid #eef0f2;padding-top:6px;font-size:13px}",
     ".ragw-sources h3{margin:0 0 4px;font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:#5f6670}",
     ".ragw-source{display:block;width:100%;text-align:left;background:none;border:0;padding:3px 0;color:var(--c);cursor:pointer;font:inherit;text-decoration:underline}",
+    ".ragw-related{margin-top:6px;font-size:13px}",
+    ".ragw-related h3{margin:0 0 2px;font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:#5f6670}",
+    ".ragw-related ul{margin:0;padding-left:18px}",
+    ".ragw-related a{color:var(--c)}",
+    ".ragw-divider{align-self:center;font-size:12px;color:#5f6670;border-top:1px solid #d0d5db;padding-top:4px}",
     ".ragw-snippet{margin:2px 0 6px;padding:6px 8px;background:#f2f4f7;border-radius:6px;color:#333;white-space:normal}",
     ".ragw-rate{display:flex;gap:6px;margin-top:6px;align-items:center;font-size:12px;color:#5f6670}",
     ".ragw-rate button{border:1px solid #d0d5db;background:#fff;border-radius:14px;padding:2px 9px;cursor:pointer;font-size:14px}",
@@ -77,12 +85,18 @@
   }
 
   var state = load();
+  function fresh() { return { conversationId: null, messages: [], updatedAt: Date.now() }; }
+  // idle too long, or stored by an older widget that kept one conversation forever (no updatedAt)
+  function stale(s) { return !(s.updatedAt > 0) || Date.now() - s.updatedAt > idleMs; }
   function load() {
-    try { return JSON.parse(localStorage.getItem(storeKey)) || { conversationId: null, messages: [] }; }
-    catch (e) { return { conversationId: null, messages: [] }; }
+    try {
+      var saved = JSON.parse(localStorage.getItem(storeKey));
+      return saved && !stale(saved) ? saved : fresh();
+    } catch (e) { return fresh(); }
   }
   function save() {
-    try { localStorage.setItem(storeKey, JSON.stringify({ conversationId: state.conversationId, messages: state.messages.slice(-50) })); }
+    state.updatedAt = Date.now();
+    try { localStorage.setItem(storeKey, JSON.stringify({ conversationId: state.conversationId, messages: state.messages.slice(-50), updatedAt: state.updatedAt })); }
     catch (e) { /* storage full or disabled: the conversation just won't survive a reload */ }
   }
 
@@ -181,6 +195,21 @@
       });
       view.node.appendChild(box);
     }
+    if (reply.related && reply.related.length) {
+      var related = el("div", { "class": "ragw-related" });
+      related.appendChild(el("h3", null, T.related));
+      var list = el("ul");
+      reply.related.forEach(function (r) {
+        var item = el("li");
+        var href = safeHref(r.url);
+        // a link only for an http(s) or relative URL; otherwise the title alone, as text
+        item.appendChild(href ? el("a", { href: href, target: "_blank", rel: "noopener noreferrer" }, r.title || r.source)
+                              : el("span", null, r.title || r.source));
+        list.appendChild(item);
+      });
+      related.appendChild(list);
+      view.node.appendChild(related);
+    }
     if (reply.message_id) {
       var rate = el("div", { "class": "ragw-rate" });
       var up = el("button", { type: "button", "aria-label": T.up, "aria-pressed": String(reply.rating === "up"), "data-rating": "up" }, "👍");
@@ -220,6 +249,11 @@
   }
 
   async function ask(question) {
+    if (state.messages.length && stale(state)) {
+      // the page stayed open past the idle limit: this question starts a new conversation
+      state = fresh();
+      log.appendChild(el("div", { "class": "ragw-divider", role: "separator" }, T.reset));
+    }
     addUser(question);
     state.messages.push({ role: "user", text: question });
     save();
@@ -261,7 +295,7 @@
       if (!reply) throw new Error("the answer was cut off");
       state.conversationId = reply.conversation_id;
       finish(view, reply);
-      state.messages.push({ role: "bot", reply: { answer: reply.answer, handoff: reply.handoff, citations: reply.citations, message_id: reply.message_id } });
+      state.messages.push({ role: "bot", reply: { answer: reply.answer, handoff: reply.handoff, citations: reply.citations, related: reply.related, message_id: reply.message_id } });
       save();
     } catch (err) {
       view.body.textContent = T.error;
@@ -284,7 +318,7 @@
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event("submit")); }
   });
   resetBtn.addEventListener("click", function () {
-    state = { conversationId: null, messages: [] };
+    state = fresh();
     save();
     render();
     input.focus();

@@ -162,26 +162,44 @@ def test_widget_links_only_http_urls_even_if_the_server_sent_others(site, browse
             ]
         )
     ]
-    done = {
-        "answer": "Here you go [1][2][3][4][5].",
-        "answered": True,
-        "handoff": False,
-        "citations": citations,
-        "conversation_id": "c1",
-        "message_id": "m1",
-        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "estimated": True},
-        "latency_ms": 1.0,
-        "generator": "extractive",
-        "language": "en",
-    }
-    stream = f"event: done\ndata: {json.dumps(done)}\n\n"
-    page = watched_page(browser, site)
-    page.route("**/chat", lambda route: route.fulfill(status=200, content_type="text/event-stream", body=stream))
-    page.goto(f"{site}/")
-    page.get_by_label("Your question").fill("links?")
-    page.get_by_label("Your question").press("Enter")
+    page = page_answered_with(browser, site, {"answer": "Here you go [1][2][3][4][5].", "citations": citations})
     page.wait_for_selector(".ragw-sources", timeout=20000)
     hrefs = page.eval_on_selector_all(".ragw-snippet a", "links => links.map(a => a.getAttribute('href'))")
     assert hrefs == ["https://help.example.com/ok", f"{site}/relative/page"]
     assert page.problems == []  # the chat page and widget run under the CSP without a violation
     page.close()
+
+
+def test_widget_shows_hostile_related_titles_as_text_and_links_only_http_urls(site, browser):
+    """A /chat reply whose related reading carries markup in its titles and javascript:/data: URLs."""
+    related = [
+        {"title": '<img src=x onerror="window.__pwned = 3">Evil', "source": "a.md", "url": "javascript:alert(1)"},
+        {"title": "<script>window.__pwned = 4</script>", "source": "b.md", "url": "https://help.example.com/ok"},
+        {"title": "", "source": "<b>c.md</b>", "url": " data:text/html,<b>x</b>"},
+    ]
+    page = page_answered_with(browser, site, {"answer": "Here you go.", "citations": [], "related": related})
+    page.wait_for_selector(".ragw-related", timeout=20000)
+    items = page.locator(".ragw-related li").all_inner_texts()
+    assert items == [related[0]["title"], related[1]["title"], "<b>c.md</b>"]  # shown as text
+    hrefs = page.eval_on_selector_all(".ragw-related a", "links => links.map(a => a.getAttribute('href'))")
+    assert hrefs == ["https://help.example.com/ok"]
+    assert page.locator(".ragw img, .ragw script, .ragw-related b").count() == 0
+    assert page.evaluate("() => window.__pwned") is None
+    assert page.problems == []
+    page.close()
+
+
+def page_answered_with(browser, site, fields: dict):
+    """The chat page, its /chat replying with one `done` event holding `fields`, after a question was asked."""
+    done = {
+        "answered": True, "handoff": False, "conversation_id": "c1", "message_id": "m1",
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "estimated": True},
+        "latency_ms": 1.0, "generator": "extractive", "language": "en", **fields,
+    }  # fmt: skip
+    stream = f"event: done\ndata: {json.dumps(done)}\n\n"
+    page = watched_page(browser, site)
+    page.route("**/chat", lambda route: route.fulfill(status=200, content_type="text/event-stream", body=stream))
+    page.goto(f"{site}/")
+    page.get_by_label("Your question").fill("hostile?")
+    page.get_by_label("Your question").press("Enter")
+    return page
