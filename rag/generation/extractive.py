@@ -29,8 +29,8 @@ from rag.text.similarity import jaccard
 _ANSWER_TYPES = [
     (
         re.compile(
-            r"\bhow (long|soon|many days|many hours|many weeks)\b|\bwhen\b|\bwhat time\b"
-            r"|多久|多长时间|几天|什么时候|何时|时效|多快",
+            r"\bhow (long|soon|many days|many hours|many weeks)\b|\bwhen\b|\bwhat time\b|\bhours\b|\b(open|close)\b"
+            r"|多久|多长时间|几天|什么时候|何时|时效|多快|几点",
             re.I,
         ),
         re.compile(
@@ -222,6 +222,7 @@ class ExtractiveGenerator:
             # table rows and list items become sentences of their own
             text = readable_text(strip_injections(p.chunk.text))
             others = texts[:i] + texts[i + 1 :]
+            row_question = terms(p.chunk.title) if p.chunk.row is not None else set()
             for span in sentence_spans(text):
                 sentence = clean_markup(text[span.start : span.end])
                 sentence_terms = terms(sentence)
@@ -232,7 +233,8 @@ class ExtractiveGenerator:
                     continue
                 if detect_language(sentence) != language:
                     continue
-                out.append(_Candidate(i, span.start, sentence, sentence_terms))
+                # an FAQ answer answers its row's question: the question's words count for its sentences
+                out.append(_Candidate(i, span.start, sentence, sentence_terms | row_question))
         return out
 
     @staticmethod

@@ -71,3 +71,27 @@ def test_sentences_about_another_year_lose_to_the_asked_year():
     ]
     answer = compose("Who won the 2021 Tour de France?", passages)
     assert answer == "Tadej Pogacar won the 2021 Tour de France for the second time. [2]"
+
+
+def test_the_faq_row_whose_question_is_asked_answers_whole_with_abbreviations_kept():
+    hours = p(
+        "Phone (1-800-555-0142) and live chat: Monday to Friday 8:00 a.m. to 8:00 p.m. ET and Saturday "
+        "9:00 a.m. to 5:00 p.m. ET. Emails are answered within 1 business day.",
+        score=1.0,
+        row=33,
+        title="What are your customer service hours?",
+    )
+    other = p("Live chat and phone (1-800-555-0142) are the fastest ways to reach us about a delivery.", score=0.74)
+    answer = compose("What are your phone support hours?", [hours, other])
+    assert answer.startswith("Phone (1-800-555-0142) and live chat: Monday to Friday 8:00 a.m. to 8:00 p.m. ET")
+    assert "Saturday 9:00 a.m. to 5:00 p.m. ET." in answer and answer.endswith("[1]") and "[2]" not in answer
+
+
+def test_only_sentences_in_the_questions_language_and_tables_read_as_text():
+    table = p(
+        "| Method | Delivery time | Cost |\n|---|---|---|\n| Standard | 3-5 business days | $5.95 |\n"
+        "| Express | 1-2 business days | $12.95 |\n\n加急配送运费¥198。"
+    )
+    answer = compose("How much is express shipping?", [table])
+    assert "Express — Delivery time: 1-2 business days; Cost: $12.95." in answer
+    assert "|" not in answer and "¥198" not in answer
