@@ -76,7 +76,7 @@ _FAQ_WHOLE_CHARS = 700
 # Sentences below this share of the best sentence's score are not relevant enough to add.
 _RELEVANCE_FLOOR = 0.5
 # A further sentence must bring at least this share of the question's weight not covered yet.
-_NEW_COVERAGE = 0.1
+_NEW_COVERAGE = 0.05
 # Weight of cross-passage agreement: the words a sentence adds to the question (names, numbers) found in other
 # retrieved passages too - the answer tends to be repeated, a distractor's detail does not.
 _CONSENSUS = 0.25
@@ -112,6 +112,8 @@ class ExtractiveGenerator:
         weight = {t: idf.get(t, unseen) for t in q_terms}
         candidates = self._scored(question, parts, weight, passages, candidates)
         chosen = self._choose(candidates, parts, weight)
+        shapes = [shape for asks, shape in _ANSWER_TYPES if any(asks.search(part) for part in parts)]
+        chosen = _with_answer_nearby(chosen, candidates, shapes, terms(question))
         whole = self._faq_whole(chosen, passages, language)
         if whole is not None:
             return whole
@@ -257,6 +259,32 @@ _PART_SPLIT = re.compile(
     r"|[,，；;]\s*(?=(?:还有|另外|以及|并且|那|怎么|多少|多久|是否|能不能|可以|可不可以|有没有))",
     re.IGNORECASE,
 )
+
+
+_CONDITION = re.compile(r"^(?:if|when|once|in case)\b|^(?:如果|若|一旦|当)", re.IGNORECASE)
+_NEARBY = 2
+
+
+def _with_answer_nearby(
+    chosen: list[_Candidate], candidates: list[_Candidate], shapes: list[re.Pattern[str]], asked: set[str]
+) -> list[_Candidate]:
+    """The best sentence often names the situation and the next one gives the answer ("…is refused. We then
+    reship it…"): when the best sentence lacks the kind of answer asked for (a time, a price), or only states a
+    condition, the nearest following sentence of its passage that has it comes along."""
+    best = chosen[0]
+    needs_type = bool(shapes) and not _answers_type(best.text, shapes, asked)
+    if not needs_type and not _CONDITION.search(best.text):
+        return chosen
+    following = sorted(
+        (c for c in candidates if c.passage_index == best.passage_index and c.start > best.start),
+        key=lambda c: c.start,
+    )[:_NEARBY]
+    for c in following:
+        if c in chosen:
+            return chosen
+        if not needs_type or _answers_type(c.text, shapes, asked):
+            return [*chosen, c]
+    return chosen
 
 
 _LEAD_IN = re.compile(r"[:：]\s*$")

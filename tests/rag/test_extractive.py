@@ -95,3 +95,12 @@ def test_only_sentences_in_the_questions_language_and_tables_read_as_text():
     answer = compose("How much is express shipping?", [table])
     assert "Express — Delivery time: 1-2 business days; Cost: $12.95." in answer
     assert "|" not in answer and "¥198" not in answer
+
+
+def test_the_next_sentence_comes_along_when_it_holds_the_kind_of_answer_asked_for():
+    export = p(
+        "You can ask for a copy of your personal data from Account Settings > Privacy & Data. "
+        "The download link is emailed within 72 hours. We never sell your data."
+    )
+    answer = compose("How long does a personal data copy take?", [export])
+    assert "72 hours" in answer and "never sell" not in answer
