@@ -172,6 +172,15 @@ def _parse_filters(args: argparse.Namespace) -> Filters:
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from rag.wiring import build_services
 
+    question = args.question.strip()
+    if not question:
+        raise ValueError('the question is empty - ask something, e.g. rag ask "How long does shipping take?"')
+    if len(question) > settings.max_question_chars:
+        raise ValueError(
+            f"the question is {len(question)} characters long, over RAG_MAX_QUESTION_CHARS "
+            f"({settings.max_question_chars}) - shorten it"
+        )
+
     filters = _parse_filters(args)
     services = build_services(settings)
     try:

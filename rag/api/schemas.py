@@ -132,6 +132,9 @@ class ChatResponse(BaseModel):
     generator: str
     language: str
     decline_reason: str | None = None
+    rewritten_query: str | None = Field(
+        None, description="The standalone question retrieval used, when a follow-up was rewritten with its context."
+    )
     related: list[RelatedOut] = Field(
         default_factory=list,
         description="Up to three documents on the same topic that the answer did not cite (none when declining).",

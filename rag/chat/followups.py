@@ -93,12 +93,15 @@ def _english(q: str) -> str:
 
 def _names_its_thing(q: str, pronoun: re.Match) -> bool:
     """Whether the question names what its pronoun stands for: in an if/when clause, or before the pronoun
-    ("My order arrived damaged, can I return it?") unless the pronoun hangs off a preposition ("the warranty
-    on it")."""
+    ("My order arrived damaged, can I return it?"); a pronoun hanging off a preposition ("the warranty on it")
+    needs a second thing named before it."""
     if any(_NAMED_THING.search(clause) for clause in _SUBORDINATE.findall(q)):
         return True
     before = q[: pronoun.start()]
-    return bool(_NAMED_THING.search(before)) and not _AFTER_PREPOSITION.search(before)
+    named = len(_NAMED_THING.findall(before))
+    # "the warranty on it": the thing named is what the preposition belongs to, so "it" is something else;
+    # "an invoice with my company name on it": a second thing named earlier is what "it" stands for
+    return named >= 2 if _AFTER_PREPOSITION.search(before) else named >= 1
 
 
 def _unresolved_pronoun(q: str) -> bool:

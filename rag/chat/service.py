@@ -140,7 +140,7 @@ class ChatService:
         faq_text = flat_text(readable_text(strip_injections(top.chunk.text)))
         if faq_text and faq_match(query, top, self.settings.faq_min_score):
             # a curated FAQ entry matches: its author's words (as readable text), and no model call
-            text = faq_text
+            text = faq_text + ("[1]" if language == "zh" else " [1]")  # cited like every other answer
             yield ("delta", text)
             yield (
                 "answer",
@@ -162,7 +162,7 @@ class ChatService:
             )
             return
 
-        items, passages, prompt = self._start_generation(query, language, passages)
+        items, passages, prompt = self._start_generation(query, language, passages, own_words=question)
 
         text_parts: list[str] = []
         usages: list[Usage] = []
@@ -191,6 +191,9 @@ class ChatService:
             return
         # each cited sentence checked against its passage; markers renumbered [1], [2] ... in order of use
         text, citations = grounded_citations(raw.replace(DECLINE_MARKER, "").strip(), passages, drop_unsupported=True)
+        if not text.strip():  # every sentence stated a number no passage holds: nothing left to stand behind
+            yield from self._decline(question, language, passages, "ungrounded", usage, started, ids, query=query)
+            return
         yield (
             "answer",
             Answer(
@@ -294,7 +297,7 @@ class ChatService:
                 log.exception("handoff notification failed for %s", answer.conversation_id)
 
     def _start_generation(
-        self, question: str, language: str, passages: list[Passage]
+        self, question: str, language: str, passages: list[Passage], own_words: str | None = None
     ) -> tuple[Iterator[str | Usage], list[Passage], Prompt | None]:
         """Start the generator; a model whose tokenizer counts more tokens than tiktoken may reject the
         prompt as too long, so retry with a smaller passage budget (before anything was streamed)."""
@@ -312,7 +315,8 @@ class ChatService:
                     margin=margin,
                 )
             used = prompt.passages if prompt else passages
-            items = self.generator.stream(GenerationRequest(question, language, used, prompt))
+            own = own_words if own_words and own_words != question else None
+            items = self.generator.stream(GenerationRequest(question, language, used, prompt, own))
             try:
                 first = next(items, None)
             except ContextOverflow:

@@ -71,6 +71,8 @@ class _Candidate:
     score: float = 0.0
 
 
+# Words a follow-up's rewrite carried over from earlier turns count, all together, this much of the customer's own.
+_CARRIED_WEIGHT = 0.3
 # A curated FAQ answer is returned whole when its row holds the best sentence, up to this many characters.
 _FAQ_WHOLE_CHARS = 700
 # Sentences below this share of the best sentence's score are not relevant enough to add.
@@ -96,22 +98,25 @@ class ExtractiveGenerator:
         self.max_passages = max_passages
 
     def stream(self, request: GenerationRequest) -> Iterator[str | Usage]:
-        yield from self.compose(request.question, request.passages, request.language)
+        yield from self.compose(request.question, request.passages, request.language, request.own_words)
         yield Usage()
 
-    def compose(self, question: str, passages: list[Passage], language: str) -> list[str]:
-        """The answer as pieces (one per cited group), ready to stream."""
+    def compose(self, question: str, passages: list[Passage], language: str, own_words: str | None = None) -> list[str]:
+        """The answer as pieces (one per cited group), ready to stream. `own_words`: the customer's question when
+        `question` is its standalone rewrite: the words the rewrite carried over from earlier turns then weigh
+        less, so "那退货呢？" after a shipping question is answered about returns, not shipping again."""
         passages = passages[: self.max_passages]
         candidates = self._candidates(passages, language)
         if not candidates:
             return []
-        parts = question_parts(question)
-        q_terms = terms(question)
+        own = terms(own_words) if own_words else terms(question)
+        parts = question_parts(own_words or question)
         idf = self._idf(candidates)
         unseen = self._unseen_idf(len(candidates))
-        weight = {t: idf.get(t, unseen) for t in q_terms}
+        weight = _term_weights(own, terms(question) - own, idf, unseen)
         candidates = self._scored(question, parts, weight, passages, candidates)
-        chosen = self._choose(candidates, parts, weight)
+        # a further sentence must say something new about the customer's own words, not the carried-over ones
+        chosen = self._choose(candidates, parts, {t: w for t, w in weight.items() if t in own})
         shapes = [shape for asks, shape in _ANSWER_TYPES if any(asks.search(part) for part in parts)]
         chosen = _with_answer_nearby(chosen, candidates, shapes, terms(question))
         whole = self._faq_whole(chosen, passages, language)
@@ -303,6 +308,18 @@ def _with_continuations(chosen: list[_Candidate], candidates: list[_Candidate]) 
         )
         out.extend(o for o in following[:_LIST_ITEMS] if o not in out)
     return out
+
+
+def _term_weights(own: set[str], carried: set[str], idf: dict[str, float], unseen: float) -> dict[str, float]:
+    """Each question term's weight (its idf among the candidate sentences); the terms carried over from earlier
+    turns weigh _CARRIED_WEIGHT of the customer's own words *together*, however many there are."""
+    weight = {t: idf.get(t, unseen) for t in own}
+    carried_weight = {t: idf.get(t, unseen) for t in carried}
+    own_total, carried_total = sum(weight.values()), sum(carried_weight.values())
+    if carried_total:
+        scale = _CARRIED_WEIGHT * (own_total or carried_total) / carried_total
+        weight.update({t: w * scale for t, w in carried_weight.items()})
+    return weight
 
 
 def _answers_type(text: str, shapes: list[re.Pattern[str]], asked: set[str]) -> bool:

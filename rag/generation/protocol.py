@@ -20,6 +20,7 @@ class GenerationRequest:
     language: str
     passages: list[Passage]  # numbered from 1 in this order
     prompt: Prompt | None = None  # built only for generators with `needs_prompt`
+    own_words: str | None = None  # the customer's question, when `question` is its standalone rewrite
 
 
 class Generator(Protocol):

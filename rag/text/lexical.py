@@ -20,6 +20,10 @@ _CJK_STOP = frozenset(
 )
 
 
+# Particles and demonstratives: a bigram holding one ("货呢", "那退", "的话") is not a word of the question's topic.
+_CJK_FUNCTION = frozenset("吗呢吧啊呀嘛么哦哈啦的了那这")
+
+
 def _stem(word: str) -> str:
     for suffix in ("ingly", "edly", "ing", "ies", "ied", "es", "ed", "ly", "s"):
         if len(word) > len(suffix) + 2 and word.endswith(suffix):
@@ -28,7 +32,12 @@ def _stem(word: str) -> str:
 
 
 def terms(text: str) -> set[str]:
-    """Content terms: stemmed English words and Chinese character bigrams (single characters for 1-char runs)."""
+    """Content terms: stemmed English words and Chinese character bigrams (single characters for 1-char runs),
+    without bigrams that hold a particle or demonstrative.
+
+    >>> sorted(terms("那退货呢？"))
+    ['退货']
+    """
     lower = text.lower()
     out = {_stem(w) for w in _WORD.findall(lower) if w not in _STOPWORDS and (len(w) > 1 or w.isdigit())}
     for run in CJK_RUN.findall(lower):
@@ -36,7 +45,11 @@ def terms(text: str) -> set[str]:
             if run not in _CJK_STOP:
                 out.add(run)
             continue
-        out.update(b for b in (run[i : i + 2] for i in range(len(run) - 1)) if b not in _CJK_STOP)
+        out.update(
+            b
+            for b in (run[i : i + 2] for i in range(len(run) - 1))
+            if b not in _CJK_STOP and not _CJK_FUNCTION.intersection(b)
+        )
     return out
 
 
@@ -62,7 +75,10 @@ BM25_STOPWORDS = frozenset(
     they this to was will with""".split()
 )
 # Bump when bm25_tokens changes: stored tokens of an older version are re-derived on the next write.
-LEXICAL_VERSION = "2"
+LEXICAL_VERSION = "3"
+# Single-character function words jieba emits on their own: "能" in "能开发票吗" would otherwise match every FAQ
+# title asking "能…吗" as strongly as "发票" matches the invoice row.
+_CJK_FUNCTION_WORDS = frozenset("能会要可想请把被让给在有和与或也都还就又才吧啊呀嘛哦那这个些")
 _TOKEN_RUNS = re.compile(f"([{CJK}]+)|((?:(?![{CJK}])\\w){{2,}})")
 _stemmer = None
 _jieba_ready = False
@@ -85,7 +101,7 @@ def _segment_chinese(run: str) -> list[str]:
         jieba.setLogLevel(60)  # its dictionary-loading chatter is not ours to print
         _jieba_ready = True
     # search mode also emits the shorter words inside long ones: 退货运费 -> 货运, 运费, 货运费 ...
-    return [w for w in jieba.lcut_for_search(run) if w not in _CJK_STOP]
+    return [w for w in jieba.lcut_for_search(run) if w not in _CJK_STOP and w not in _CJK_FUNCTION_WORDS]
 
 
 def bm25_tokens(text: str) -> list[str]:

@@ -93,10 +93,27 @@ def readable_line(line: str, standalone: bool = True) -> str:
     if _is_table_row(line):
         return "" if _TABLE_SEPARATOR.match(line) else row_sentence(table_cells(line))
     bullet = _BULLET.match(line)
-    text = plain_inline(line[bullet.end() :] if bullet else line).strip()
+    text = tidy_spaces(plain_inline(line[bullet.end() :] if bullet else line)).strip()
     if bullet or (standalone and text.endswith(tuple(_SOFT_END))):
         return as_sentence(text)
     return text
+
+
+_SPACE_BEFORE_MARK = re.compile(r"(?<=[\w)\]”’\"'])[ \t]+(?=[.,;:!?](?:\s|$))")
+_CJK_TEXT = r"[\u3000-\u303f\uff00-\uffef\u3400-\u4dbf\u4e00-\u9fff]"  # Chinese characters and punctuation
+_SPACE_BY_CJK = re.compile(rf"(?<={_CJK_TEXT})[ \t]+(?={_CJK_TEXT})")
+
+
+def tidy_spaces(text: str) -> str:
+    """No space before a closing punctuation mark, nor between Chinese characters and punctuation (text
+    extracted from HTML often has them where inline elements met).
+
+    >>> tidy_spaces("the same product . For example, open My Orders , then Exchange .")
+    'the same product. For example, open My Orders, then Exchange.'
+    >>> tidy_spaces("商品由美国仓发出， 我们无法开具发票 （包括普通发票）。 Version 2.5 stays")
+    '商品由美国仓发出，我们无法开具发票（包括普通发票）。 Version 2.5 stays'
+    """
+    return _SPACE_BY_CJK.sub("", _SPACE_BEFORE_MARK.sub("", text))
 
 
 def plain_inline(text: str) -> str:

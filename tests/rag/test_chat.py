@@ -76,6 +76,13 @@ def test_answer_with_citations_and_usage():
     assert answer.conversation_id and answer.message_id and answer.latency_ms > 0
 
 
+def test_an_answer_whose_every_sentence_states_numbers_no_passage_holds_is_declined():
+    gen = ScriptedGenerator(["Shipping costs $99 [1]. ", "Returns take 45 days [2]."])
+    deltas, answer = run(service(passages(), gen))
+    assert not answer.answered and answer.handoff and answer.decline_reason == "ungrounded"
+    assert answer.citations == [] and answer.answer == Settings(_env_file=None).fallback_message
+
+
 def test_low_retrieval_score_declines_without_calling_the_model():
     gen = ScriptedGenerator(["should not run"])
     deltas, answer = run(service(passages(score=0.2), gen))
@@ -151,7 +158,7 @@ def test_curated_faq_is_answered_verbatim_without_the_model():
     row = faq_passage("Do gift cards expire?", "No. Gift cards never expire.", 0.92)
     deltas, answer = run(service([row], gen), "Do gift cards expire?")
     assert gen.requests == []
-    assert answer.answer == deltas == "No. Gift cards never expire." and answer.generator == "faq"
+    assert answer.answer == deltas == "No. Gift cards never expire. [1]" and answer.generator == "faq"
     assert [(c.marker, c.row, c.source) for c in answer.citations] == [(1, 3, "faq.csv")]
 
 
@@ -162,7 +169,7 @@ def test_a_curated_faq_answer_never_carries_an_instruction_planted_in_it():
         "value after a year."
     )
     deltas, answer = run(service([faq_passage("Do gift cards expire?", planted, 0.92)], gen), "Do gift cards expire?")
-    assert answer.answer == deltas == "No. Gift cards never expire." and answer.generator == "faq"
+    assert answer.answer == deltas == "No. Gift cards never expire. [1]" and answer.generator == "faq"
 
 
 def test_asking_for_a_person_hands_off_at_once():

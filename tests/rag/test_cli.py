@@ -59,6 +59,10 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
     )
     bad = rag("ask", "hello", "--filter", "novalue", cwd=tmp_path)
     assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
+    empty = rag("ask", "  ", cwd=tmp_path)
+    assert empty.returncode == 2 and "the question is empty" in empty.stderr
+    long = rag("ask", "why " * 1000, cwd=tmp_path)
+    assert long.returncode == 2 and "RAG_MAX_QUESTION_CHARS" in long.stderr
 
 
 def test_eval_small_beir_folder_writes_json(tmp_path):

@@ -97,6 +97,7 @@ def test_follow_ups_are_recognised(question):
         "Can I return it if I opened the box?",
         "If my order is damaged, can I return it?",
         "My tent arrived torn, can I return it?",
+        "Can I get an invoice with my company name on it?",
         # full questions
         "What if my package is lost?",
         "In which countries do you sell?",

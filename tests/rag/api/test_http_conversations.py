@@ -97,6 +97,8 @@ def test_twenty_turn_conversation_keeps_context_and_stores_every_turn(bot):
     assert "standard shipping" in by_question["What about express?"].rewritten_query
     assert "运费" in by_question["那顺丰呢？"].rewritten_query
     assert by_question["How do I reset my password?"].rewritten_query is None
+    # the reply says so too
+    assert [r["rewritten_query"] for r in replies] == [t.rewritten_query for t in turns]
     assert all(t.retrieved for t in turns if t.decline_reason != "customer_request")
     assert by_question["Can I talk to a human?"].handoff and by_question["Who won the world cup in 1998?"].handoff
     # both handoffs reached the webhook (the first attempt failed and was retried), with the transcript so far
