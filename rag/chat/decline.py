@@ -50,8 +50,8 @@ class Evidence:
 # Logistic weights (bias first, then one per Evidence field) per language; "en" also serves other languages the
 # embedding model covers. Fitted by benchmarks/calibrate_decline.py.
 WEIGHTS: dict[str, tuple[float, ...]] = {
-    "en": (-8.495, 15.523, 2.303, -0.651, -1.849, 0.507, -0.210),
-    "zh": (-1.447, 0.000, 3.521, 5.684, 5.496, -2.514, 2.507),
+    "en": (-8.457, 15.642, 1.972, -0.882, -1.744, 0.504, 0.121),
+    "zh": (-1.263, 0.000, 3.283, 5.452, 5.203, -2.801, 2.960),
 }
 
 

@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     # Calibrated on the shared datasets for the default embedding model (benchmarks/calibrate_decline.py);
     # re-calibrate when changing the embedding model.
     min_score: float = Field(
-        0.20,
+        0.19,
         description="Below this confidence (0..1) that the retrieved passages support an answer (see "
         "rag.chat.decline) the bot declines and hands off.",
     )
