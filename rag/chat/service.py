@@ -27,14 +27,13 @@ from rag.core.errors import ContextOverflow, RagError
 from rag.core.settings import Settings
 from rag.core.types import Answer, Filters, Passage, Usage
 from rag.generation.citations import make_citation
+from rag.generation.extractive import cite, faq_answer
 from rag.generation.grounding import grounded_citations
 from rag.generation.prompting import DECLINE_MARKER, Prompt, build_prompt
 from rag.generation.protocol import GenerationRequest, Generator, QueryRewriter
-from rag.generation.safety import strip_injections
 from rag.retrieval.protocol import Retriever
 from rag.text.language import detect_language
 from rag.text.lexical import coverage
-from rag.text.readable import flat_text, readable_text
 
 log = logging.getLogger("rag.chat.service")
 _OVERFLOW_RETRIES = 2
@@ -137,10 +136,10 @@ class ChatService:
             yield from self._decline(question, language, passages, reason, Usage(), started, ids, query=query)
             return
         top = passages[0]
-        faq_text = flat_text(readable_text(strip_injections(top.chunk.text)))
-        if faq_text and faq_match(query, top, self.settings.faq_min_score):
-            # a curated FAQ entry matches: its author's words (as readable text), and no model call
-            text = faq_text + ("[1]" if language == "zh" else " [1]")  # cited like every other answer
+        faq_text = faq_answer(top.chunk) if faq_match(query, top, self.settings.faq_min_score) else ""
+        if faq_text:
+            # a curated FAQ entry matches: its author's words (as readable text), cited, and no model call
+            text = cite(faq_text, 1, language)
             yield ("delta", text)
             yield (
                 "answer",

@@ -14,12 +14,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from rag.core.types import Passage, Usage
+from rag.core.types import Chunk, Passage, Usage
 from rag.generation.protocol import GenerationRequest
 from rag.generation.safety import contradicts, looks_like_injection, strip_injections
 from rag.text.language import detect_language
 from rag.text.lexical import terms
-from rag.text.readable import readable_text
+from rag.text.readable import flat_text, readable_text
 from rag.text.sentences import sentence_spans
 from rag.text.similarity import jaccard
 
@@ -195,13 +195,10 @@ class ExtractiveGenerator:
         chunk = passages[best.passage_index].chunk
         if chunk.row is None or len(chunk.text) > _FAQ_WHOLE_CHARS:
             return None
-        kept = readable_text(strip_injections(chunk.text))
-        text = " ".join(line.strip() for line in kept.splitlines() if line.strip())
-        if not text:
+        text = faq_answer(chunk)
+        if not text or any(c.passage_index != best.passage_index for c in chosen):
             return None
-        if any(c.passage_index != best.passage_index for c in chosen):
-            return None
-        return [ExtractiveGenerator._cite(text, best.passage_index + 1, language)]
+        return [cite(text, best.passage_index + 1, language)]
 
     def _pieces(self, chosen: list[_Candidate], language: str) -> list[str]:
         pieces: list[str] = []
@@ -211,14 +208,9 @@ class ExtractiveGenerator:
             last_of_group = i + 1 == len(chosen) or chosen[i + 1].passage_index != c.passage_index
             if last_of_group:
                 joiner = "" if language == "zh" else " "
-                pieces.append(self._cite(joiner.join(group), c.passage_index + 1, language, leading=bool(pieces)))
+                pieces.append(cite(joiner.join(group), c.passage_index + 1, language, leading=bool(pieces)))
                 group = []
         return pieces
-
-    @staticmethod
-    def _cite(text: str, marker: int, language: str, leading: bool = False) -> str:
-        sep = "" if language == "zh" else " "
-        return (sep if leading else "") + f"{text}{sep}[{marker}]"
 
     @staticmethod
     def _candidates(passages: list[Passage], language: str) -> list[_Candidate]:
@@ -362,6 +354,22 @@ def _consensus(question: str, candidates: list[_Candidate]) -> dict[int, float]:
             best = max(best, sum(1 for i in passages if i != c.passage_index and w in texts[i]))
         out[id(c)] = best / max(1, len(passages) - 1)
     return out
+
+
+def faq_answer(chunk: Chunk) -> str:
+    """A curated FAQ row's answer as a customer should read it: readable text on one line, without any
+    sentence that instructs the assistant."""
+    return flat_text(readable_text(strip_injections(chunk.text)))
+
+
+def cite(text: str, marker: int, language: str, leading: bool = False) -> str:
+    """`text` followed by its [n] marker (no space before it in Chinese; `leading`: a piece after another).
+
+    >>> cite("Gift cards never expire.", 1, "en"), cite("礼品卡永不过期。", 2, "zh", leading=True)
+    ('Gift cards never expire. [1]', '礼品卡永不过期。[2]')
+    """
+    sep = "" if language == "zh" else " "
+    return (sep if leading else "") + f"{text}{sep}[{marker}]"
 
 
 def clean_markup(sentence: str) -> str:

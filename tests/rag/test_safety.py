@@ -317,9 +317,10 @@ def test_every_rule_is_reached_through_its_anchors():
 
 
 def _held_out() -> dict:
-    if not HELD_OUT.is_file():
-        pytest.skip(f"{HELD_OUT.name} not present")
-    return json.loads(HELD_OUT.read_text(encoding="utf-8"))
+    # committed with the tests: a missing file is a failure, never a skip
+    held_out = json.loads(HELD_OUT.read_text(encoding="utf-8"))
+    assert len(held_out["planted"]) >= 14 and len(held_out["benign"]) >= 14
+    return held_out
 
 
 def test_held_out_planted_sentences_are_recognised():
