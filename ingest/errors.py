@@ -4,7 +4,13 @@
     RagError (rag.core.errors)
     └── LoaderError                 one file could not be turned into documents
         ├── UnsupportedFileType     the extension has no loader
-        └── EmptyDocumentError      the file holds no text
+        ├── EmptyDocumentError      the file holds no text
+        └── FileTooLarge            the file is over a RAG_INGEST_* limit (unpacked size, elements)
+            ├── LoadTimeout         loading it took longer than RAG_INGEST_FILE_TIMEOUT
+            └── LoadOutOfMemory     loading it needed more than RAG_INGEST_FILE_MEMORY_MB
+
+Every `FileTooLarge` names the setting to raise, so an operator can tell a hostile upload from a big
+legitimate file and act on the second.
 """
 
 from __future__ import annotations
@@ -26,4 +32,16 @@ class UnsupportedFileType(LoaderError):
 
 
 class EmptyDocumentError(LoaderError):
+    pass
+
+
+class FileTooLarge(LoaderError):
+    pass
+
+
+class LoadTimeout(FileTooLarge):
+    pass
+
+
+class LoadOutOfMemory(FileTooLarge):
     pass

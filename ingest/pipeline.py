@@ -11,9 +11,10 @@ documents.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -22,6 +23,7 @@ import numpy as np
 
 from ingest.chunking import chunk_document
 from ingest.errors import LoaderError
+from ingest.limits import FileLimits
 from ingest.loaders import is_supported, load_file
 from rag.core.errors import ConfigurationError
 from rag.core.settings import Settings
@@ -61,6 +63,20 @@ class IngestReport:
             f"removed {self.removed}, failed {len(self.failed)} "
             f"({self.chunks_embedded} chunks embedded, {self.chunks_reused} reused, {self.seconds:.1f}s)"
         )
+
+
+@dataclass
+class IngestProgress:
+    """Where a running ingest is: files loaded of those found, chunks embedded of those to embed, failures."""
+
+    files_total: int = 0
+    files_done: int = 0
+    chunks_to_embed: int = 0
+    chunks_embedded: int = 0
+    failed: list[FileFailure] = field(default_factory=list)
+
+
+Loader = Callable[[Path, str], list[Document]]
 
 
 @dataclass(frozen=True)
@@ -184,8 +200,16 @@ def ingest(
     settings: Settings,
     *,
     progress: bool = False,
+    on_progress: Callable[[IngestProgress], None] | None = None,
+    loader: Loader | None = None,
 ) -> IngestReport:
-    """Bring the knowledge base at `kb_dir` in step with the files under `paths`."""
+    """Bring the knowledge base at `kb_dir` in step with the files under `paths`.
+
+    `on_progress` is called after each file is loaded and each group of chunks embedded; `loader` turns one
+    file into documents (default: in this process, within the settings' size and element limits; a sandboxed one
+    also bounds time and memory per file: ingest.sandbox)."""
+    if loader is None:
+        loader = functools.partial(load_file, limits=FileLimits.from_settings(settings))
     started = time.perf_counter()
     report = IngestReport()
     encoding = get_encoding(settings.tokenizer_encoding)
@@ -207,6 +231,12 @@ def ingest(
         ef_search=settings.hnsw_ef_search,
         nprobe=settings.ivf_nprobe,
     )
+    status = IngestProgress(files_total=len(found.files), failed=report.failed)
+
+    def tell() -> None:
+        if on_progress is not None:
+            on_progress(status)
+
     with kb, kb.write_lock():
         report.failed.extend(found.failures)
         known = kb.document_hashes()
@@ -216,14 +246,17 @@ def ingest(
 
         for entry in found.files:
             file, source = entry.path, entry.source
+            status.files_done += 1
             if not is_supported(file) and file.suffix.lower() in {"", ".tmp", ".bak", ".swp", ".lock"}:
                 continue  # editor and system leftovers are not documents
             try:
-                documents = load_file(file, source)
+                documents = loader(file, source)
             except LoaderError as exc:
                 report.failed.append(FileFailure(str(file), exc.reason))
                 kept_sources.update((source, entry.legacy))
+                tell()
                 continue
+            tell()
             for doc in documents:
                 if doc.doc_id in seen:
                     continue
@@ -247,7 +280,7 @@ def ingest(
         ]
         report.removed = len(deletions)
 
-        updates = _embed(pending, kb, embedder, report, progress)
+        updates = _embed(pending, kb, embedder, report, progress, status, tell)
         kb.apply(Changeset(upserts=updates, deletions=deletions))
         report.chunks_total = kb.index.size
         if _needs_calibration(kb, report, settings):
@@ -287,6 +320,8 @@ def _embed(
     embedder: Embedder,
     report: IngestReport,
     progress: bool,
+    status: IngestProgress,
+    tell: Callable[[], None],
 ) -> list[DocumentUpdate]:
     reusable = kb.stored_vectors([doc.doc_id for doc, _, _ in pending])
     vectors: list[list[np.ndarray | None]] = []
@@ -301,6 +336,8 @@ def _embed(
         vectors.append(row)
     report.chunks_reused = sum(len(c) for _, _, c in pending) - len(todo)
     report.chunks_embedded = len(todo)
+    status.chunks_to_embed = len(todo)
+    tell()
 
     bar = None
     if progress and todo:
@@ -313,6 +350,8 @@ def _embed(
             embedded = embedder.embed([text for _, _, text in group])
             for (d, c, _), vector in zip(group, embedded, strict=True):
                 vectors[d][c] = vector
+            status.chunks_embedded += len(group)
+            tell()
             if bar is not None:
                 bar.update(len(group))
     finally:

@@ -9,16 +9,18 @@ Packages by role, each importing only those below it (checked by `make test`):
 
     api, cli        the edges: HTTP (FastAPI) and the command line
     wiring          the one place parts are built from settings and closed
+    jobs            background work: ingest jobs, retention
     chat            the bot: decline, intents, follow-ups, handoff
     evaluation      quality on BEIR folders
     conversations   stored turns, feedback, analytics, the HTML report
     generation      generators (extractive, openai, llama.cpp), prompts, citations
     retrieval       dense, BM25 and hybrid retrievers
-    store           the knowledge base on disk: SQL, vector and lexical indexes, embedders
-    text            language, lexical analysis, sentences, tokens
+    store           knowledge bases on disk: catalog, SQL, vector and lexical indexes, curated answers, embedders
+    text            language, lexical analysis, sentences, tokens, redaction
     core            types, errors, settings
 
-`ingest` (beside `rag`) turns files into documents and uses only store, text and core.
+`ingest` (beside `rag`) turns files into documents and uses only store, text and core; the command line and the
+ingest jobs run it.
 """
 
 from rag.chat.service import ChatService

@@ -1,8 +1,10 @@
 """`rag`: the command line. A thin edge: parse arguments, call the library, print, map errors to exit codes.
 
 rag ingest PATH... [--kb DIR]          build or update a knowledge base (exit 1 when some files failed)
+rag ingest PATH... --kb-root R --kb-id ID   ... one of several knowledge bases in a root folder
 rag ask "QUESTION" [--kb DIR] [--json] a grounded, cited answer (or a handoff), as /chat gives it
-rag serve [--kb DIR] [--host] [--port] the HTTP API (POST /chat, GET /health, docs at /docs)
+rag serve [--kb DIR | --kb-root R]     the HTTP API (POST /chat, /api/kbs..., GET /health, docs at /docs)
+rag kb create|list|delete|key ...      knowledge bases in a root folder (RAG_KB_ROOT), as /api/kbs manages them
 rag eval DATASET_DIR [--k 10]          retrieval (and, with answers.jsonl, answer) quality on a BEIR folder
 rag eval QUESTIONS.jsonl [--docs DIR]  customer questions: right / wrongly declined / wrongly answered per language
 rag report [--since DATE] [--html F]   how the bot performs: rates, feedback, latency, unanswered questions
@@ -51,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--kb", type=Path, help="knowledge base directory (default ./kb, or RAG_KB_DIR)")
+        root(p)
+        p.add_argument("--kb-id", help="with --kb-root: which knowledge base (default RAG_DEFAULT_KB, or the only one)")
+
+    def root(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--kb-root", type=Path, help="folder of several knowledge bases (or RAG_KB_ROOT)")
         p.add_argument(
             "--model", help="embedding model name or path (default all-MiniLM-L6-v2, or RAG_EMBEDDING_MODEL)"
         )
@@ -120,6 +127,29 @@ def _parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("kb", help="create, list and delete knowledge bases in a root folder (RAG_KB_ROOT)")
+    kb_sub = p.add_subparsers(dest="kb_command", required=True)
+    q = kb_sub.add_parser("create", help="a new, empty knowledge base")
+    q.add_argument("id", help="lowercase letters, digits, - and _ (it appears in URLs)")
+    q.add_argument("--name", help="display name (default: the id)")
+    q.add_argument("--language", choices=["auto", "en", "zh"], default="auto", help="default reply language")
+    q.add_argument(
+        "--set", action="append", default=[], metavar="SETTING=VALUE", help="a per-KB setting, e.g. min_score=0.3"
+    )
+    root(q)
+    q = kb_sub.add_parser("list", help="the knowledge bases, with documents and chunks")
+    root(q)
+    q = kb_sub.add_parser("delete", help="delete a knowledge base and its files, jobs, keys and conversations")
+    q.add_argument("id")
+    q.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    root(q)
+    q = kb_sub.add_parser("key", help="create an API key for one knowledge base (printed once)")
+    q.add_argument("id")
+    q.add_argument("--scope", action="append", choices=["chat", "ingest", "conversations", "manage"], required=True)
+    q.add_argument("--name", default="", help="a label, e.g. who holds the key")
+    root(q)
+    p.set_defaults(func=cmd_kb)
+
     p = sub.add_parser("info", help="show what a knowledge base holds")
     common(p)
     p.set_defaults(func=cmd_info)
@@ -130,6 +160,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
     for arg, key in (
         ("kb", "kb_dir"),
+        ("kb_root", "kb_root"),
         ("model", "embedding_model"),
         ("index", "index_type"),
         ("chunk_tokens", "chunk_tokens"),
@@ -146,15 +177,40 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**{**base.model_dump(), **overrides}) if overrides else base
 
 
+def _chosen_kb(args: argparse.Namespace, settings: Settings) -> tuple[str | None, Path, Settings]:
+    """(id, folder, settings) of the knowledge base a command works on: `--kb DIR`, or `--kb-id` in `--kb-root`
+    (with that knowledge base's own settings)."""
+    if settings.kb_root is None:
+        if getattr(args, "kb_id", None):
+            raise ValueError("--kb-id needs --kb-root (or RAG_KB_ROOT): the folder holding the knowledge bases")
+        return None, settings.kb_dir, settings
+    from rag.store.catalog import FolderCatalog
+
+    catalog = FolderCatalog(settings.kb_root)
+    try:
+        kb_id = args.kb_id or settings.default_kb
+        if kb_id is None:
+            kbs = catalog.list_kbs()
+            if len(kbs) != 1:
+                names = ", ".join(k.id for k in kbs) or "none yet - create one with `rag kb create ID`"
+                raise ValueError(f"name the knowledge base with --kb-id (in {settings.kb_root}: {names})")
+            kb_id = kbs[0].id
+        info = catalog.get_kb(kb_id)
+        return kb_id, catalog.kb_path(kb_id), settings.with_overrides(info.settings)
+    finally:
+        catalog.close()
+
+
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.pipeline import ingest
     from rag.wiring import create_embedder
 
-    report = ingest(args.paths, settings.kb_dir, create_embedder(settings), settings, progress=not args.no_progress)
+    _, kb_dir, settings = _chosen_kb(args, settings)
+    report = ingest(args.paths, kb_dir, create_embedder(settings), settings, progress=not args.no_progress)
     for failure in report.failed:
         print(f"failed: {failure.path}: {failure.reason}", file=sys.stderr)
     print(report.summary())
-    print(f"knowledge base: {settings.kb_dir} ({report.chunks_total} chunks)")
+    print(f"knowledge base: {kb_dir} ({report.chunks_total} chunks)")
     # the good files are in; the exit code still tells scripts that some were not
     return EXIT_PARTIAL if report.failed else 0
 
@@ -182,9 +238,10 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         )
 
     filters = _parse_filters(args)
+    kb_id, _, _ = _chosen_kb(args, settings)
     services = build_services(settings)
     try:
-        answer = services.chat.answer(
+        answer = services.chat_for(kb_id).answer(
             args.question, top_k=settings.top_k, filters=filters, conversation_id=args.conversation
         )
     finally:
@@ -220,10 +277,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from rag.core.errors import KnowledgeBaseNotFound
     from rag.store.knowledge_base import KnowledgeBase
 
-    if not KnowledgeBase.exists(settings.kb_dir):
+    if settings.kb_root is None and not KnowledgeBase.exists(settings.kb_dir):
         raise KnowledgeBaseNotFound(settings.kb_dir)
     print(
-        f"serving {settings.kb_dir} on http://{settings.host}:{settings.port} "
+        f"serving {settings.kb_root or settings.kb_dir} on http://{settings.host}:{settings.port} "
         f"(generator: {settings.resolved_generator()})",
         flush=True,
     )
@@ -320,11 +377,12 @@ def _eval_questions(args: argparse.Namespace, settings: Settings) -> int:
         services = build_services(settings, with_store=False)
         # its own conversations, so follow-ups have context and the knowledge base's own history is untouched
         store = SQLAlchemyConversationStore(f"sqlite:///{Path(tmp) / 'eval-conversations.sqlite'}")
-        services.chat.store = store
+        chat = services.chat_for(None)
+        chat.store = store
         try:
             outcomes = run_questions(
                 items,
-                lambda q, cid: services.chat.answer(q, conversation_id=cid),
+                lambda q, cid: chat.answer(q, conversation_id=cid),
                 lambda item_id: f"eval-{item_id}",
             )
         finally:
@@ -399,10 +457,82 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_kb(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.store.catalog import FolderCatalog
+
+    if settings.kb_root is None:
+        raise ValueError(
+            "`rag kb` manages the knowledge bases of a root folder - give --kb-root DIR or set RAG_KB_ROOT"
+        )
+    catalog = FolderCatalog(settings.kb_root)
+    try:
+        if args.kb_command == "create":
+            overrides = dict(_setting(item) for item in args.set)
+            settings.with_overrides(overrides)
+            info = catalog.create_kb(args.id, args.name or args.id, args.language, overrides)
+            print(f"created knowledge base {info.id!r} in {catalog.kb_path(info.id)}")
+            print(f"add documents: rag ingest FOLDER --kb-root {settings.kb_root} --kb-id {info.id}")
+        elif args.kb_command == "list":
+            for info in catalog.list_kbs():
+                print(f"{info.id}\t{info.name}\t{info.language}\t{_kb_counts(catalog.kb_path(info.id))}")
+        elif args.kb_command == "delete":
+            catalog.get_kb(args.id)
+            if not args.yes and _ask(f"Delete knowledge base {args.id!r} and all its data for good? [y/N] ") != "y":
+                print("not deleted")
+                return 1
+            catalog.delete_kb(args.id)
+            if settings.database_url is not None or (settings.kb_root / "conversations.sqlite").exists():
+                from rag.wiring import create_conversation_store
+
+                with create_conversation_store(settings) as store:
+                    store.delete_kb(args.id)
+            print(f"deleted knowledge base {args.id!r}")
+        elif args.kb_command == "key":
+            catalog.get_kb(args.id)
+            record, secret = catalog.db.add_key(args.id, args.scope, args.name)
+            print(secret)
+            print(
+                f"(key {record.id} for {args.id!r}, scopes {', '.join(record.scopes)}; shown only now)", file=sys.stderr
+            )
+    finally:
+        catalog.close()
+    return 0
+
+
+def _ask(prompt: str) -> str:
+    """The user's answer, or "" when nobody can answer (no terminal, end of input)."""
+    try:
+        return input(prompt).strip().lower()
+    except EOFError:
+        return ""
+
+
+def _setting(item: str) -> tuple[str, Any]:
+    """`name=value` of --set; the value read as JSON when it is JSON (numbers, true, lists), else as text."""
+    name, sep, value = item.partition("=")
+    if not sep or not name:
+        raise ValueError(f"--set expects SETTING=VALUE, got {item!r}")
+    try:
+        return name.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return name.strip(), value
+
+
+def _kb_counts(path: Path) -> str:
+    from rag.store.knowledge_base import KnowledgeBase
+
+    if not KnowledgeBase.exists(path):
+        return "empty"
+    with KnowledgeBase.open(path) as kb:
+        counts = kb.store.counts()
+    return f"{counts['files']} files, {counts['chunks']} chunks"
+
+
 def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
     from rag.store.knowledge_base import KnowledgeBase
 
-    with KnowledgeBase.open(settings.kb_dir) as kb:
+    _, kb_dir, _ = _chosen_kb(args, settings)
+    with KnowledgeBase.open(kb_dir) as kb:
         print(json.dumps(kb.stats(), indent=2))
     return 0
 

@@ -1,25 +1,32 @@
 """The one place where the parts are built from settings and closed again.
 
-    services = build_services(settings)     knowledge base, embedder, retriever, generator, chat service,
-    ...                                     conversation store and handoff webhook
-    services.close()
+    services = build_services(settings)     the knowledge bases (one with RAG_KB_DIR, several under RAG_KB_ROOT),
+    ...                                     embedder, retrievers, generators, chat services, conversation store,
+    services.close()                        handoff webhook, ingest jobs and the retention sweeper
 
 The edges (`rag.api`, `rag.cli`) call these; nothing below them builds another layer's parts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from rag.chat.curated import CuratedMatcher
 from rag.chat.handoff import WebhookNotifier
 from rag.chat.service import ChatService
 from rag.conversations.sql_store import SQLAlchemyConversationStore
 from rag.conversations.store import ConversationStore
-from rag.core.errors import ConfigurationError
+from rag.core.errors import ConfigurationError, KnowledgeBaseNotFound, NotFound
 from rag.core.settings import Settings
 from rag.generation.protocol import Generator
+from rag.jobs.retention import RetentionSweeper
+from rag.jobs.runner import JobRunner
 from rag.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, Retriever
+from rag.store.catalog import Catalog, FolderCatalog, KnowledgeBaseInfo
+from rag.store.curated import SQLiteCuratedAnswers
 from rag.store.embedders import Embedder, SentenceTransformerEmbedder
 from rag.store.knowledge_base import KnowledgeBase
 from rag.text.lexical import bm25_tokens
@@ -29,16 +36,31 @@ from rag.text.tokenizer import get_encoding
 @dataclass
 class Services:
     """What a running bot is made of. `close()` releases what `build_services` opened; services built by
-    hand (tests) are closed by whoever built them, so `owned` lists only what this object must close."""
+    hand (tests) are closed by whoever built them, so `owned` lists only what this object must close.
 
-    chat: ChatService
+    `chat` and `kb` are the default knowledge base's (the one `/chat` answers from); `kbs` serves every one."""
+
+    chat: ChatService | None = None
     kb: KnowledgeBase | None = None
     embedder: Embedder | None = None
+    kbs: KnowledgeBases | None = None
+    jobs: JobRunner | None = None
+    conversations: ConversationStore | None = None
     owned: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @property
     def store(self) -> ConversationStore | None:
-        return self.chat.store
+        if self.conversations is not None:
+            return self.conversations
+        return self.chat.store if self.chat is not None else None
+
+    def chat_for(self, kb_id: str | None = None) -> ChatService:
+        """The chat service of `kb_id`, or of the default knowledge base."""
+        if self.kbs is not None:
+            return self.kbs.chat(kb_id or self.kbs.default_id())
+        if self.chat is None or (kb_id is not None and self.kb is not None and kb_id != self.kb.path.resolve().name):
+            raise NotFound(f"No knowledge base {kb_id!r} is served here")
+        return self.chat
 
     def close(self) -> None:
         for close in reversed(self.owned):
@@ -130,6 +152,8 @@ def create_chat_service(
     *,
     store: ConversationStore | None = None,
     on_handoff: WebhookNotifier | None = None,
+    kb_id: str = "",
+    curated: CuratedMatcher | None = None,
 ) -> ChatService:
     return ChatService(
         settings,
@@ -138,17 +162,188 @@ def create_chat_service(
         get_encoding(settings.tokenizer_encoding),
         store=store,
         on_handoff=on_handoff,
+        kb_id=kb_id,
+        curated=curated,
     )
 
 
-def build_services(settings: Settings, *, with_store: bool = True) -> Services:
-    """Everything the chat path needs, from settings: knowledge base, embedder, retriever, generator, and
-    (with_store) the conversation store and the handoff webhook."""
+@dataclass
+class _Served:
+    kb: KnowledgeBase
+    retriever: Retriever
+    chat: ChatService | None = None  # built on first use and again after the knowledge base's settings change
+
+
+class KnowledgeBases:
+    """Every knowledge base a server serves, each opened on first use with its own chat service, built from the
+    server's settings with the knowledge base's overrides (`settings` in /api/kbs; rag.core.settings.KB_OVERRIDABLE).
+    One embedder, conversation store and handoff webhook are shared."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        embedder: Embedder,
+        store: ConversationStore | None = None,
+        notifier: WebhookNotifier | None = None,
+    ):
+        self.settings = settings
+        self.catalog = catalog
+        self.embedder = embedder
+        self.store = store
+        self.notifier = notifier
+        self._served: dict[str, _Served] = {}
+        self._curated: dict[str, SQLiteCuratedAnswers] = {}
+        self._lock = threading.RLock()
+
+    def list(self) -> list[KnowledgeBaseInfo]:
+        return self.catalog.list_kbs()
+
+    def info(self, kb_id: str) -> KnowledgeBaseInfo:
+        return self.catalog.get_kb(kb_id)
+
+    def default_id(self) -> str:
+        """The knowledge base `/chat` answers from: RAG_DEFAULT_KB, else the only (or first) one."""
+        if self.settings.default_kb:
+            return self.settings.default_kb
+        kbs = self.catalog.list_kbs()
+        if not kbs:
+            raise NotFound("No knowledge base yet - create one with POST /api/kbs or `rag kb create`")
+        return kbs[0].id
+
+    def settings_for(self, kb_id: str) -> Settings:
+        try:
+            return self.settings.with_overrides(self.catalog.get_kb(kb_id).settings)
+        except ValueError as exc:  # written by hand into kb.json: the API checks what it stores
+            raise ConfigurationError(f"knowledge base {kb_id!r}: {exc} - fix `settings` in its kb.json") from exc
+
+    def kb(self, kb_id: str) -> KnowledgeBase:
+        return self._serve(kb_id).kb
+
+    def chat(self, kb_id: str) -> ChatService:
+        with self._lock:
+            served = self._serve(kb_id)
+            if served.chat is None:
+                settings = self.settings_for(kb_id)
+                matcher = CuratedMatcher(
+                    self.curated(kb_id),
+                    self.embedder,
+                    min_score=settings.curated_min_score,
+                    min_score_zh=settings.curated_min_score_zh,
+                    dense_languages=settings.dense_languages,
+                )
+                served.chat = create_chat_service(
+                    settings,
+                    served.retriever,
+                    store=self.store,
+                    on_handoff=self.notifier,
+                    kb_id=kb_id,
+                    curated=matcher,
+                )
+            return served.chat
+
+    def curated(self, kb_id: str) -> SQLiteCuratedAnswers:
+        """The knowledge base's curated answers (created empty on first use)."""
+        with self._lock:
+            answers = self._curated.get(kb_id)
+            if answers is None:
+                answers = self._curated[kb_id] = SQLiteCuratedAnswers(self.catalog.curated_path(kb_id))
+            return answers
+
+    def create(
+        self, kb_id: str, name: str, language: str = "auto", overrides: Mapping[str, Any] | None = None
+    ) -> KnowledgeBaseInfo:
+        """A new, empty knowledge base (declining every question until documents are ingested into it)."""
+        self.settings.with_overrides(overrides or {})  # ValueError before anything is created
+        return self.catalog.create_kb(kb_id, name, language, overrides)
+
+    def update(
+        self,
+        kb_id: str,
+        *,
+        name: str | None = None,
+        language: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> KnowledgeBaseInfo:
+        if overrides is not None:
+            self.settings.with_overrides(overrides)
+        info = self.catalog.update_kb(kb_id, name=name, language=language, settings=overrides)
+        with self._lock:
+            if kb_id in self._served:
+                self._served[kb_id].chat = None  # rebuilt with the new settings on the next question
+        return info
+
+    def delete(self, kb_id: str) -> None:
+        """The knowledge base, its files, jobs, keys and conversations, for good."""
+        self.catalog.get_kb(kb_id)
+        with self._lock:
+            served = self._served.pop(kb_id, None)
+            curated = self._curated.pop(kb_id, None)
+        if curated is not None:
+            curated.close()
+        self.catalog.delete_kb(kb_id)
+        if self.store is not None:
+            self.store.delete_kb(kb_id)
+        if served is not None:
+            served.kb.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for served in self._served.values():
+                served.kb.close()
+            for curated in self._curated.values():
+                curated.close()
+            self._served.clear()
+            self._curated.clear()
+
+    def _serve(self, kb_id: str) -> _Served:
+        with self._lock:
+            served = self._served.get(kb_id)
+            if served is None:
+                path = self.catalog.kb_path(kb_id)  # NotFound for an unknown id
+                settings = self.settings_for(kb_id)
+                if not KnowledgeBase.exists(path):  # created, nothing ingested yet: served empty
+                    KnowledgeBase.create(
+                        path,
+                        embedding_model=self.embedder.name,
+                        dimension=self.embedder.dimension,
+                        index_type=settings.index_type,
+                    ).close()
+                kb = KnowledgeBase.open(
+                    path,
+                    embedding_model=self.embedder.name,
+                    ef_search=settings.hnsw_ef_search,
+                    nprobe=settings.ivf_nprobe,
+                )
+                served = _Served(kb, create_retriever(settings.retriever, kb, self.embedder, settings))
+                self._served[kb_id] = served
+            return served
+
+
+def create_catalog(settings: Settings) -> FolderCatalog:
+    if settings.kb_root is not None:
+        return FolderCatalog(settings.kb_root)
+    return FolderCatalog.single_kb(settings.kb_dir)
+
+
+def create_job_runner(kbs: KnowledgeBases, settings: Settings) -> JobRunner:
+    """Ingest jobs whose files load in a separate process bounded in time and memory (hostile uploads)."""
+    return JobRunner(kbs.catalog, kbs.embedder, kbs.settings_for, queue_size=settings.ingest_queue_size, sandbox=True)
+
+
+def build_services(
+    settings: Settings, *, with_store: bool = True, background: bool = False, embedder: Embedder | None = None
+) -> Services:
+    """Everything the chat path needs, from settings: the knowledge bases, embedder, retrievers, generators, and
+    (with_store) the conversation store and the handoff webhook; with `background` (a server), the ingest job
+    runner and the retention sweeper too. An `embedder` given is used (and left open) instead of a new one."""
     owned: list[Callable[[], None]] = []
     try:
-        kb = open_knowledge_base(settings)
-        owned.append(kb.close)
-        embedder = create_embedder(settings)
+        if settings.kb_root is None and not KnowledgeBase.exists(settings.kb_dir):
+            raise KnowledgeBaseNotFound(settings.kb_dir)
+        catalog = create_catalog(settings)
+        owned.append(catalog.close)
+        embedder = embedder or create_embedder(settings)
         bm25_tokens("预热 warm-up")  # loads jieba's dictionary now rather than during the first Chinese question
         store = notifier = None
         if with_store:
@@ -159,10 +354,22 @@ def build_services(settings: Settings, *, with_store: bool = True) -> Services:
                     settings.handoff_webhook_url, store, retries=settings.handoff_webhook_retries
                 )
                 owned.append(notifier.close)
-        retriever = create_retriever(settings.retriever, kb, embedder, settings)
-        chat = create_chat_service(settings, retriever, store=store, on_handoff=notifier)
+        kbs = KnowledgeBases(settings, catalog, embedder, store, notifier)
+        owned.append(kbs.close)
+        chat = kb = None
+        if settings.kb_root is None:  # one knowledge base: opened now, so a broken one fails at start
+            kb_id = kbs.default_id()
+            chat, kb = kbs.chat(kb_id), kbs.kb(kb_id)
+        jobs = None
+        if background:
+            jobs = create_job_runner(kbs, settings)
+            owned.append(jobs.close)
+            jobs.recover()
+            if store is not None:
+                sweeper = RetentionSweeper(kbs.list, kbs.settings_for, store, settings.retention_check_seconds)
+                owned.append(sweeper.close)
     except BaseException:
         for close in reversed(owned):
             close()
         raise
-    return Services(chat=chat, kb=kb, embedder=embedder, owned=owned)
+    return Services(chat=chat, kb=kb, embedder=embedder, kbs=kbs, jobs=jobs, conversations=store, owned=owned)

@@ -163,3 +163,66 @@ def write_all_types(folder: Path) -> dict[str, Path]:
         ".json": write_json(folder / "coupons.json"),
         ".txt": write_txt(folder / "support.txt"),
     }
+
+
+def product_sentence(product: str, code: str, price: str) -> str:
+    """The one sentence a product file states: what `write_product_file` writes and a question can find."""
+    return f"The {product} (product code {code}) costs {price} and ships within two business days."
+
+
+def write_product_file(path: Path, product: str, code: str, price: str, filler: int = 0) -> Path:
+    """A file of `path`'s type (any supported extension) about one made-up product: its name, code and price
+    (`product_sentence`), plus `filler` paragraphs of unrelated text, so a test can tell which file an answer cites.
+    """
+    sentence = product_sentence(product, code, price)
+    paragraphs = [sentence] + [f"Warehouse note {i}: aisle {i % 40} was swept and restocked." for i in range(filler)]
+    suffix = path.suffix.lower()
+    if suffix in (".txt", ".text"):
+        return write_txt(path, "\n\n".join(paragraphs))
+    if suffix in (".md", ".markdown"):
+        return write_markdown(path, body=f"# {product}\n\n" + "\n\n".join(paragraphs) + "\n")
+    if suffix in (".html", ".htm"):
+        body = "".join(f"<p>{p}</p>" for p in paragraphs)
+        path.write_text(
+            f"<!doctype html><html><head><title>{product}</title></head><body><h1>{product}</h1>{body}</body></html>",
+            encoding="utf-8",
+        )
+        return path
+    if suffix == ".pdf":
+        return write_pdf(path, paragraphs)
+    if suffix == ".docx":
+        return _write_product_docx(path, product, paragraphs)
+    if suffix == ".csv":
+        return write_csv(path, [(f"How much does the {product} {code} cost?", p) for p in paragraphs])
+    if suffix == ".xlsx":
+        return _write_product_xlsx(path, product, code, paragraphs)
+    records = [{"_id": f"{code}-{i}", "title": product, "text": p} for i, p in enumerate(paragraphs)]
+    if suffix == ".json":
+        path.write_text(json.dumps(records), encoding="utf-8")
+        return path
+    if suffix == ".jsonl":
+        return write_jsonl(path, records)
+    raise ValueError(f"write_product_file: no writer for {suffix!r} - use a supported extension such as .md")
+
+
+def _write_product_docx(path: Path, product: str, paragraphs: list[str]) -> Path:
+    import docx
+
+    document = docx.Document()
+    document.add_heading(product, level=1)
+    for paragraph in paragraphs:
+        document.add_paragraph(paragraph)
+    document.save(str(path))
+    return path
+
+
+def _write_product_xlsx(path: Path, product: str, code: str, paragraphs: list[str]) -> Path:
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["question", "answer"])
+    for paragraph in paragraphs:
+        sheet.append([f"How much does the {product} {code} cost?", paragraph])
+    workbook.save(str(path))
+    return path

@@ -5,16 +5,21 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ingest.limits import DEFAULT_LIMITS, ElementBudget, FileLimits
+from ingest.loaders._package import WORD, check_package
 from rag.core.types import Document, Section
 
 _HEADING_STYLE = re.compile(r"^(?:heading|标题)\s*(\d)$", re.IGNORECASE)
+_ELEMENTS = "paragraphs and table rows"
 
 
-def load_docx(path: Path, source: str) -> list[Document]:
+def load_docx(path: Path, source: str, limits: FileLimits = DEFAULT_LIMITS) -> list[Document]:
     import docx
     from docx.table import Table
 
+    check_package(path, limits, {_ELEMENTS: (f"{WORD}p", f"{WORD}tr")})
     document = docx.Document(str(path))
+    budget = ElementBudget(path, limits.max_elements, _ELEMENTS)  # a backstop; the check above counts ahead
     sections: list[Section] = []
     stack: list[tuple[int, str]] = []
     paragraphs: list[str] = []
@@ -28,6 +33,7 @@ def load_docx(path: Path, source: str) -> list[Document]:
     for block in document.iter_inner_content():
         if isinstance(block, Table):
             for row in block.rows:
+                budget.take()
                 cells: list[str] = []
                 for cell in row.cells:
                     value = cell.text.strip()
@@ -36,6 +42,7 @@ def load_docx(path: Path, source: str) -> list[Document]:
                 if cells:
                     paragraphs.append(" | ".join(cells))
             continue
+        budget.take()
         text = block.text.strip()
         if not text:
             continue

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup, Comment, NavigableString, Tag
 
+from ingest.limits import DEFAULT_LIMITS, FileLimits, check_count
 from ingest.loaders._common import clean_inline, read_text
 from rag.core.types import Document, Section
 
@@ -14,8 +15,11 @@ _SKIP = {"script", "style", "noscript", "template", "nav", "footer", "aside", "f
 _BLOCKS = {"p", "li", "pre", "blockquote", "dt", "dd", "figcaption", "caption", "address", "tr"}
 
 
-def load_html(path: Path, source: str) -> list[Document]:
-    title, url, sections = parse_html(read_text(path))
+def load_html(path: Path, source: str, limits: FileLimits = DEFAULT_LIMITS) -> list[Document]:
+    html = read_text(path)
+    # Start tags (with a few comments and stray "<"), counted before BeautifulSoup spends ~1 KB on each element
+    check_count(path, html.count("<") - html.count("</"), limits.max_elements, "elements")
+    title, url, sections = parse_html(html)
     return [Document(source=source, title=title or path.stem, url=url, sections=sections)]
 
 

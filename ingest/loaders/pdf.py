@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from ingest.errors import EmptyDocumentError, LoaderError
+from ingest.limits import DEFAULT_LIMITS, FileLimits, check_count
 from rag.core.types import Document, Section
 from rag.text.language import is_unspaced
 
 _SENTENCE_END = '.!?:;。！？；：)"”'
 
 
-def load_pdf(path: Path, source: str) -> list[Document]:
+def load_pdf(path: Path, source: str, limits: FileLimits = DEFAULT_LIMITS) -> list[Document]:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -22,6 +23,7 @@ def load_pdf(path: Path, source: str) -> list[Document]:
                 reader.decrypt("")
             except Exception as exc:
                 raise LoaderError(path, "PDF is password-protected - save an unprotected copy") from exc
+        check_count(path, len(reader.pages), limits.max_elements, "pages")
         sections = []
         for number, page in enumerate(reader.pages, start=1):
             text = reflow(page.extract_text() or "")

@@ -12,15 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from ingest.errors import LoaderError
+from ingest.limits import DEFAULT_LIMITS, ElementBudget, FileLimits, check_count
 from ingest.loaders._common import read_text
 from rag.core.types import Document, Section
 
 
-def load_jsonl(path: Path, source: str) -> list[Document]:
+def load_jsonl(path: Path, source: str, limits: FileLimits = DEFAULT_LIMITS) -> list[Document]:
+    text = read_text(path)
+    check_count(path, text.count("\n"), limits.max_elements, "lines")  # before splitlines() makes a list of them
+    budget = ElementBudget(path, limits.max_elements, "records")
     documents = []
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        budget.take()
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -29,7 +34,7 @@ def load_jsonl(path: Path, source: str) -> list[Document]:
     return _unique(documents, path)
 
 
-def load_json(path: Path, source: str) -> list[Document]:
+def load_json(path: Path, source: str, limits: FileLimits = DEFAULT_LIMITS) -> list[Document]:
     try:
         data = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
@@ -40,6 +45,7 @@ def load_json(path: Path, source: str) -> list[Document]:
                 data = data[key]
                 break
     records = data if isinstance(data, list) else [data]
+    check_count(path, len(records), limits.max_elements, "records")
     documents = [
         record_document(r, path, source, f"record {i}", default_key=str(i)) for i, r in enumerate(records, start=1)
     ]

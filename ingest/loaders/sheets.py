@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from ingest.errors import LoaderError
+from ingest.limits import DEFAULT_LIMITS, ElementBudget, FileLimits
 from ingest.loaders._common import read_text
+from ingest.loaders._package import SHEET, check_package
 from rag.core.types import Document, Section
 
 QUESTION_HEADERS = {"question", "questions", "q", "query", "faq", "问题", "提问", "常见问题", "问", "问句"}
 ANSWER_HEADERS = {"answer", "answers", "a", "reply", "response", "答案", "回答", "答复", "解答", "答"}
+
+_T = TypeVar("_T")
 
 
 def _norm(header: object) -> str:
@@ -63,7 +68,13 @@ def _missing_columns(path: Path, header: Sequence[object], where: str = "") -> L
     )
 
 
-def load_csv(path: Path, source: str) -> list[Document]:
+def _counted(items: Iterable[_T], budget: ElementBudget) -> Iterator[_T]:
+    for item in items:
+        budget.take()
+        yield item
+
+
+def load_csv(path: Path, source: str, limits: FileLimits = DEFAULT_LIMITS) -> list[Document]:
     text = read_text(path)
     try:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
@@ -77,16 +88,21 @@ def load_csv(path: Path, source: str) -> list[Document]:
     if find_columns(header) is None:
         raise _missing_columns(path, header)
     try:
-        sections = faq_sections(((i, row) for i, row in enumerate(reader, start=2)), header)
+        rows = _counted(reader, ElementBudget(path, limits.max_elements, "rows"))
+        sections = faq_sections(((i, row) for i, row in enumerate(rows, start=2)), header)
     except csv.Error as exc:
         raise LoaderError(path, f"malformed CSV: {exc}") from exc
     return [Document(source=source, title=path.stem, sections=sections)]
 
 
-def load_xlsx(path: Path, source: str) -> list[Document]:
+def load_xlsx(path: Path, source: str, limits: FileLimits = DEFAULT_LIMITS) -> list[Document]:
     import openpyxl
 
+    check_package(path, limits, {"rows": (f"{SHEET}row",), "shared strings": (f"{SHEET}si",)})
     workbook = openpyxl.load_workbook(str(path), read_only=True, data_only=True)
+    # Cells, not rows: openpyxl pads every row to the width the sheet declares (up to 16,384 columns),
+    # so a tiny file can make each row cost thousands of cells.
+    budget = ElementBudget(path, limits.max_elements, "cells")
     sections: list[Section] = []
     seen_headers: list[tuple[str, list]] = []
     try:
@@ -96,12 +112,15 @@ def load_xlsx(path: Path, source: str) -> list[Document]:
             data: list[tuple[int, Sequence[object]]] = []
             for number, row in enumerate(rows, start=1):
                 if header is None:
+                    budget.take(max(len(row), 1))
                     if any(v not in (None, "") for v in row):
-                        header = list(row)
+                        header = _trimmed(row)
                         if find_columns(header) is None:
                             seen_headers.append((sheet.title, header))
                             break
                     continue
+                row = row[: len(header)]  # cells right of the last named column are never read
+                budget.take(max(len(row), 1))
                 data.append((number, row))
             if header is not None and find_columns(header) is not None:
                 extra = {"sheet": sheet.title} if len(workbook.worksheets) > 1 else {}
@@ -112,3 +131,11 @@ def load_xlsx(path: Path, source: str) -> list[Document]:
         name, header = seen_headers[0]
         raise _missing_columns(path, header, f" of sheet {name!r}")
     return [Document(source=source, title=path.stem, sections=sections)]
+
+
+def _trimmed(row: Sequence[object]) -> list:
+    """The row without its empty cells at the end."""
+    end = len(row)
+    while end and row[end - 1] in (None, ""):
+        end -= 1
+    return list(row[:end])

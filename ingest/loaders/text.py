@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ingest.limits import DEFAULT_LIMITS, FileLimits, check_count
 from ingest.loaders._common import read_text
 from rag.core.types import Document, Section
 
@@ -13,13 +14,16 @@ _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
 
-def load_text(path: Path, source: str) -> list[Document]:
+def load_text(path: Path, source: str, limits: FileLimits = DEFAULT_LIMITS) -> list[Document]:
+    """One section, whatever the length: there is no per-line work to bound (the file's size is the cost)."""
     text = read_text(path).strip()
     return [Document(source=source, title=path.stem, sections=[Section(text=text)])]
 
 
-def load_markdown(path: Path, source: str) -> list[Document]:
-    title, sections = parse_markdown(read_text(path))
+def load_markdown(path: Path, source: str, limits: FileLimits = DEFAULT_LIMITS) -> list[Document]:
+    text = read_text(path)
+    check_count(path, text.count("\n"), limits.max_elements, "lines")  # each line can start a section
+    title, sections = parse_markdown(text)
     return [Document(source=source, title=title or path.stem, sections=sections)]
 
 

@@ -10,11 +10,25 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from rag import __version__
+from rag.api.cors import KnowledgeBaseCORS, kb_origins
 from rag.api.errors import install_error_handlers
 from rag.api.headers import SecurityHeaders
 from rag.api.limits import BodySizeLimit
 from rag.api.openapi import complete_openapi
-from rag.api.routes import admin, chat, docs, feedback, health, openai_compat, web
+from rag.api.routes import (
+    admin,
+    answers,
+    chat,
+    conversations,
+    docs,
+    documents,
+    feedback,
+    health,
+    kbs,
+    openai_compat,
+    web,
+)
+from rag.api.routes.documents import UPLOAD_PATHS
 from rag.core.settings import Settings, get_settings
 from rag.wiring import Services, build_services
 
@@ -31,7 +45,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.services = services or build_services(settings)
+        app.state.services = services or build_services(settings, background=True)
         yield
         if services is None:
             app.state.services.close()
@@ -45,7 +59,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         redoc_url=None,
     )
     app.state.settings = settings
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        upload_bytes=settings.max_upload_bytes,
+        upload_paths=UPLOAD_PATHS,
+    )
     if settings.allowed_origins:
         # the widget on the company's site calls this API cross-origin; other origins are refused by CORS
         app.add_middleware(
@@ -55,6 +74,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             allow_headers=["Content-Type", "Authorization"],
             max_age=600,
         )
+    app.add_middleware(KnowledgeBaseCORS, origins_of=kb_origins)  # per knowledge base: its `allowed_origins`
     app.add_middleware(SecurityHeaders)  # outermost: on every response, the 413s and CORS answers included
     install_error_handlers(app)
     for router in (
@@ -62,6 +82,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         chat.router,
         feedback.router,
         admin.router,
+        kbs.router,
+        documents.router,
+        conversations.router,
+        answers.router,
         openai_compat.router,
         web.router,
         docs.router,

@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from rag.chat.service import ChatService
+from rag.core.errors import ConfigurationError
 from rag.core.settings import Settings
-from rag.wiring import Services
+from rag.jobs.runner import JobRunner
+from rag.wiring import KnowledgeBases, Services
 
 
 def get_settings(request: Request) -> Settings:
@@ -20,9 +22,26 @@ def get_services(request: Request) -> Services:
 
 
 def get_chat_service(request: Request) -> ChatService:
-    return request.app.state.services.chat
+    """The default knowledge base's chat service (the one /chat answers from)."""
+    return request.app.state.services.chat_for(None)
+
+
+def get_knowledge_bases(request: Request) -> KnowledgeBases:
+    kbs = request.app.state.services.kbs
+    if kbs is None:
+        raise ConfigurationError("knowledge-base management is not available in this server")
+    return kbs
+
+
+def get_jobs(request: Request) -> JobRunner:
+    jobs = request.app.state.services.jobs
+    if jobs is None:
+        raise ConfigurationError("ingest jobs run only in a server (`rag serve`)")
+    return jobs
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServicesDep = Annotated[Services, Depends(get_services)]
 ChatDep = Annotated[ChatService, Depends(get_chat_service)]
+KnowledgeBasesDep = Annotated[KnowledgeBases, Depends(get_knowledge_bases)]
+JobsDep = Annotated[JobRunner, Depends(get_jobs)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -14,12 +15,16 @@ from starlette.responses import Response
 
 from rag.core.errors import (
     ConfigurationError,
+    Conflict,
     DatabaseUnavailable,
     GeneratorTimeout,
     GeneratorUnavailable,
     KnowledgeBaseError,
     MessageNotFound,
+    NotFound,
+    QueueFull,
     RagError,
+    UnsupportedUpload,
 )
 
 log = logging.getLogger("rag.api")
@@ -28,6 +33,7 @@ _HTTP_TYPES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    409: "conflict",
     413: "body_too_large",
     415: "unsupported_media_type",
 }
@@ -71,6 +77,10 @@ _RAG_ERRORS: list[tuple[type[RagError], int, str]] = [
     (GeneratorTimeout, 504, "llm_timeout"),
     (GeneratorUnavailable, 502, "llm_unavailable"),
     (MessageNotFound, 404, "message_not_found"),
+    (NotFound, 404, "not_found"),
+    (Conflict, 409, "conflict"),
+    (UnsupportedUpload, 415, "unsupported_media_type"),
+    (QueueFull, 503, "queue_full"),
     (KnowledgeBaseError, 503, "knowledge_base_error"),
     (DatabaseUnavailable, 503, "database_unavailable"),
     # at request time: a feature the server was not configured for (feedback or admin without a conversation
@@ -96,6 +106,20 @@ def _fixed(status: int, type_: str) -> Callable[[Request, Exception], Awaitable[
     return handler
 
 
+def allowed_methods(openapi: dict[str, Any], path: str) -> list[str]:
+    """The methods the OpenAPI document lists for every path template matching `path`.
+
+    >>> allowed_methods({"paths": {"/api/kbs/{kb}": {"get": {}, "patch": {}}, "/api/kbs": {"post": {}}}}, "/api/kbs/a")
+    ['GET', 'PATCH']
+    """
+    methods: set[str] = set()
+    for template, operations in openapi.get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods.update(method.upper() for method in operations)
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -110,10 +134,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid_request", f"Invalid request - {summary}", fields)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # exc.headers carries `Allow` on a 405 (RFC 9110 requires it)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # exc.headers carries `Allow` on a 405 (RFC 9110 requires it), naming the methods of the one route that
+        # matched the path; every route of that path counts (GET and POST /api/kbs are two routes)
         type_ = _HTTP_TYPES.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, type_, str(exc.detail), headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            methods = allowed_methods(request.app.openapi(), request.url.path)
+            if methods:
+                headers["Allow"] = ", ".join(methods)
+        return error_response(exc.status_code, type_, str(exc.detail), headers=headers or None)
 
     for error, status, type_ in _RAG_ERRORS:
         app.add_exception_handler(error, _fixed(status, type_))

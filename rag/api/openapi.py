@@ -34,7 +34,8 @@ def _apply_limits(doc: dict[str, Any], settings: Settings) -> None:
     _branch(_node(schemas, "ChatRequest", "properties", "top_k"), "integer")["maximum"] = settings.max_top_k
     _branch(_node(schemas, "UserMessage", "properties", "content"), "string")["maxLength"] = settings.max_question_chars
     _node(schemas, "TextPart", "properties", "text")["maxLength"] = settings.max_question_chars
-    _node(schemas, "CompletionRequest", "properties", "model")["enum"] = [settings.model_id()]
+    if settings.kb_root is None:  # one knowledge base: one model; under RAG_KB_ROOT they come and go
+        _node(schemas, "CompletionRequest", "properties", "model")["enum"] = [settings.model_id()]
     # FastAPI writes numeric bounds as floats, and 2^63 - 1 as a float is 2^63, one past what SQLite can hold
     number = _branch(_node(schemas, "ChatFilters", "properties", "metadata", "additionalProperties"), "number")
     number["minimum"], number["maximum"] = INT64

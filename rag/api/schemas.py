@@ -87,6 +87,13 @@ class ChatRequest(BaseModel):
         examples=["How long does standard shipping take?"],
     )
     conversation_id: str | None = Field(None, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+    customer_id: str | None = Field(
+        None,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.:@-]+$",
+        description="Your own id for the customer, stored with the turn so that everything tied to one customer "
+        "can be erased (DELETE /api/kbs/{kb}/customers/{customer_id}).",
+    )
     top_k: Annotated[int, Field(ge=1), INTEGRAL] | None = Field(
         None, description="Passages to retrieve (default and limit from settings)."
     )
@@ -166,6 +173,8 @@ _ERROR_DESCRIPTIONS = {
     401: "Missing or wrong API key",
     403: "Disabled: no key is configured for these endpoints",
     404: "Not found",
+    409: "Conflicts with what exists",
+    415: "Unsupported file type",
     413: "Body too large (RAG_MAX_BODY_BYTES)",
     422: "Invalid request: the `fields` list names each problem",
     502: "The language model server is unreachable or failed",

@@ -46,6 +46,7 @@ class WebhookNotifier:
         self.delivered = 0
         self.failed = 0
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._forgotten: set[str] = set()  # erased conversations: never delivered, even mid-retry
         self._worker = threading.Thread(target=self._run, name="handoff-webhook", daemon=True)
         self._worker.start()
 
@@ -86,6 +87,20 @@ class WebhookNotifier:
             "transcript": transcript,
         }
 
+    def forget(self, conversation_ids: set[str]) -> int:
+        """Drop the notices still waiting for these conversations, and stop retrying one being delivered
+        (erasure: nothing of an erased conversation may leave the server afterwards). How many were dropped."""
+        with self._queue.mutex:
+            self._forgotten |= conversation_ids
+            kept = [p for p in self._queue.queue if p is None or p["conversation_id"] not in conversation_ids]
+            dropped = len(self._queue.queue) - len(kept)
+            self._queue.queue.clear()
+            self._queue.queue.extend(kept)
+            self._queue.unfinished_tasks -= dropped
+            if not self._queue.unfinished_tasks:
+                self._queue.all_tasks_done.notify_all()
+        return dropped
+
     def _run(self) -> None:
         while True:
             item = self._queue.get()
@@ -98,6 +113,8 @@ class WebhookNotifier:
 
     def _deliver(self, payload: dict[str, Any]) -> None:
         for attempt in range(self.retries + 1):
+            if payload["conversation_id"] in self._forgotten:
+                return
             try:
                 response = self.client.post(self.url, json=payload)
                 if response.status_code < 400:

@@ -17,6 +17,7 @@ from typing import Literal
 
 import tiktoken
 
+from rag.chat.curated import CuratedMatcher, curated_answer
 from rag.chat.decline import SUPPORT_PASSAGES, faq_match, support_score
 from rag.chat.followups import PastQuestion, needs_context, rewrite_heuristic
 from rag.chat.holdback import hold_back_marker
@@ -34,6 +35,7 @@ from rag.generation.protocol import GenerationRequest, Generator, QueryRewriter
 from rag.retrieval.protocol import Retriever
 from rag.text.language import detect_language
 from rag.text.lexical import coverage
+from rag.text.redaction import redact
 
 log = logging.getLogger("rag.chat.service")
 _OVERFLOW_RETRIES = 2
@@ -66,6 +68,8 @@ class ChatService:
         store: ConversationStore | None = None,
         on_handoff: Callable[[str, Answer], None] | None = None,
         rewriter: QueryRewriter | None = None,
+        kb_id: str = "",
+        curated: CuratedMatcher | None = None,
     ):
         self.settings = settings
         self.retriever = retriever
@@ -73,6 +77,8 @@ class ChatService:
         self.encoding = encoding
         self.store = store
         self.on_handoff = on_handoff
+        self.kb_id = kb_id  # recorded with every stored turn
+        self.curated = curated  # the knowledge base's curated answers, matched before retrieval
         self.rewriter = (
             rewriter if rewriter is not None else (generator if isinstance(generator, QueryRewriter) else None)
         )
@@ -85,10 +91,18 @@ class ChatService:
         top_k: int | None = None,
         filters: Filters | None = None,
         history: list[tuple[str, str]] | None = None,
+        customer_id: str | None = None,
     ) -> Answer:
         """The whole answer at once (the streaming path, consumed)."""
         return final_answer(
-            self.stream(question, conversation_id=conversation_id, top_k=top_k, filters=filters, history=history)
+            self.stream(
+                question,
+                conversation_id=conversation_id,
+                top_k=top_k,
+                filters=filters,
+                history=history,
+                customer_id=customer_id,
+            )
         )
 
     def stream(
@@ -99,16 +113,24 @@ class ChatService:
         top_k: int | None = None,
         filters: Filters | None = None,
         history: list[tuple[str, str]] | None = None,
+        customer_id: str | None = None,
     ) -> Iterator[ChatEvent]:
         """`history`: earlier (question, answer) turns supplied by a stateless client (OpenAI-style APIs);
-        without it the conversation store provides them."""
+        without it the conversation store provides them. `customer_id` (the site's own id for the customer) is
+        stored with the turn, so everything tied to one customer can be erased.
+
+        With `redact_pii`, e-mail addresses, phone, card and ID numbers in the question (and in the history a
+        client sends) are replaced before anything is stored, searched or sent to a model."""
         started = time.perf_counter()
         question = question.strip()
+        if self.settings.redact_pii:
+            question = redact(question)
+            history = [(redact(q), redact(a)) for q, a in history] if history is not None else None
         language = detect_language(question)
         ids = dict(conversation_id=conversation_id or uuid.uuid4().hex, message_id=uuid.uuid4().hex)
         for event in self._events(question, language, ids, started, top_k, filters, history):
             if event[0] == "answer":
-                self._record(event[1])
+                self._record(event[1], customer_id)
             yield event
 
     def _events(
@@ -126,6 +148,14 @@ class ChatService:
             yield from self._decline(question, language, [], "customer_request", Usage(), started, ids, message)
             return
         query = self._standalone(question, ids["conversation_id"], history)
+        match = self.curated.match(query, language) if self.curated is not None else None
+        if match is not None:
+            # a curated answer matches: its author's words, whole, with no retrieval and no model call
+            answer = curated_answer(match, question, language, (time.perf_counter() - started) * 1000, **ids)
+            answer.rewritten_query = _changed(query, question)
+            yield ("delta", answer.answer)
+            yield ("answer", answer)
+            return
         passages = self.retriever.retrieve(query, top_k or self.settings.top_k, filters)
 
         query, passages, supported = self._supported(
@@ -262,7 +292,7 @@ class ChatService:
             past = [PastQuestion(q, needs_context(q)) for q, _ in turns]
         elif self.store is not None:
             try:
-                stored = self.store.history(conversation_id, limit=HISTORY_TURNS)
+                stored = self.store.history(conversation_id, limit=HISTORY_TURNS, kb_id=self.kb_id or None)
             except RagError:
                 log.exception("conversation history unavailable; answering without it")
                 return question
@@ -283,10 +313,11 @@ class ChatService:
                 log.warning("LLM rewriting failed; using the heuristic", exc_info=True)
         return rewrite_heuristic(question, past, force=force)
 
-    def _record(self, answer: Answer) -> None:
+    def _record(self, answer: Answer, customer_id: str | None = None) -> None:
         if self.store is not None:
             try:
-                self.store.add_message(StoredMessage.from_answer(answer, datetime.now(UTC)))
+                stored = StoredMessage.from_answer(answer, datetime.now(UTC), kb_id=self.kb_id, customer_id=customer_id)
+                self.store.add_message(stored)
             except RagError:
                 log.exception("could not store message %s", answer.message_id)
         if answer.handoff and self.on_handoff is not None:

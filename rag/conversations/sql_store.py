@@ -1,17 +1,25 @@
 """Every turn of every conversation, and the customers' ratings of them, in a SQL database: SQLite by
 default (one file beside the knowledge base), PostgreSQL when several API workers or hosts share it.
 
-    chat_messages   one row per answered question: what was asked, retrieved and answered, and how
+    chat_messages   one row per answered question: what was asked, retrieved and answered, and how, in which
+                    knowledge base (kb_id) and for which customer (customer_id)
     chat_feedback   at most one rating per message; a second rating replaces the first
 
-Tables are created when missing. Times go in and come out as timezone-aware UTC datetimes.
+Tables are created when missing, and columns added since a database was made are added when it opens. Times go in
+and come out as timezone-aware UTC datetimes. A conversation is its (kb_id, conversation_id): the same id in two
+knowledge bases is two conversations in lists, though `conversation(id)` without a kb_id returns the turns of both.
+
+Deletion is hard: rows leave the tables (ratings first, explicitly), and a SQLite file overwrites what it freed
+(secure_delete) and folds its write-ahead log back in, so erased text does not linger in the file. PostgreSQL
+reclaims the space of deleted rows at its next (auto)vacuum.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +31,16 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import StaticPool
 
-from rag.conversations.store import RATINGS, Feedback, Rating, StoredMessage
+from rag.conversations.store import (
+    CUSTOMER_REQUEST,
+    RATINGS,
+    ConversationPage,
+    ConversationQuery,
+    ConversationSummary,
+    Feedback,
+    Rating,
+    StoredMessage,
+)
 from rag.core.errors import ConfigurationError, DatabaseUnavailable, MessageNotFound
 
 _URL_EXAMPLES = "sqlite:///data/conversations.db or postgresql+psycopg://user:password@host:5432/dbname"
@@ -73,8 +90,14 @@ _messages = sa.Table(
     sa.Column("completion_tokens", sa.Integer, nullable=False),
     sa.Column("language", sa.String, nullable=False),
     sa.Column("decline_reason", sa.String),
+    # Added after the first release: _add_missing_columns() adds them to older databases, so each must be
+    # nullable or have a server default.
+    sa.Column("kb_id", sa.String, nullable=False, server_default=""),
+    sa.Column("customer_id", sa.String),
     sa.Index("ix_chat_messages_conversation", "conversation_id", "created_at"),  # history()
     sa.Index("ix_chat_messages_created_at", "created_at"),  # messages(since), conversation_count(since)
+    sa.Index("ix_chat_messages_kb_created_at", "kb_id", "created_at"),  # the same for one knowledge base
+    sa.Index("ix_chat_messages_customer", "customer_id"),  # delete_customer(), conversations(customer_id=)
 )
 
 _feedback = sa.Table(
@@ -90,6 +113,7 @@ _feedback = sa.Table(
 
 # Any constant: serialises table creation by several workers starting at once (pg_advisory_xact_lock).
 _PG_CREATE_LOCK = 0x7261675F636F6E76
+_IN_BATCH = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's limits on bound parameters
 
 
 # ---- store -------------------------------------------------------------------------------------------
@@ -107,6 +131,7 @@ class SQLAlchemyConversationStore:
                 if conn.dialect.name == "postgresql":
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_CREATE_LOCK})
                 _metadata.create_all(conn)
+                _add_missing_columns(conn)
         except DBAPIError as exc:
             self._engine.dispose()
             raise ConfigurationError(
@@ -127,12 +152,12 @@ class SQLAlchemyConversationStore:
                 f"unique (a new uuid per answer)"
             ) from exc
 
-    def history(self, conversation_id: str, limit: int = 20) -> list[StoredMessage]:
+    def history(self, conversation_id: str, limit: int = 20, kb_id: str | None = None) -> list[StoredMessage]:
         if limit <= 0:
             return []
         query = (
             sa.select(_messages)
-            .where(_messages.c.conversation_id == conversation_id)
+            .where(_messages.c.conversation_id == conversation_id, *_in_kb(kb_id))
             .order_by(_messages.c.created_at.desc(), _messages.c.id.desc())
             .limit(limit)
         )
@@ -169,26 +194,84 @@ class SQLAlchemyConversationStore:
             )
         return feedback
 
-    def messages(self, since: datetime | None = None) -> list[StoredMessage]:
-        query = sa.select(_messages).order_by(_messages.c.created_at, _messages.c.id)
+    def messages(self, since: datetime | None = None, kb_id: str | None = None) -> list[StoredMessage]:
+        query = sa.select(_messages).where(*_in_kb(kb_id)).order_by(_messages.c.created_at, _messages.c.id)
         if since is not None:
             query = query.where(_messages.c.created_at >= _utc(since))
         with self._transaction() as conn:
             return [_message(row) for row in conn.execute(query)]
 
-    def feedback(self, since: datetime | None = None) -> list[Feedback]:
+    def feedback(self, since: datetime | None = None, kb_id: str | None = None) -> list[Feedback]:
         query = sa.select(_feedback).order_by(_feedback.c.created_at, _feedback.c.message_id)
         if since is not None:
             query = query.where(_feedback.c.created_at >= _utc(since))
+        if kb_id is not None:
+            query = query.where(_feedback.c.message_id.in_(sa.select(_messages.c.message_id).where(*_in_kb(kb_id))))
         with self._transaction() as conn:
-            return [Feedback(r.message_id, r.rating, r.comment, r.created_at) for r in conn.execute(query)]
+            return [_feedback_of(row) for row in conn.execute(query)]
 
-    def conversation_count(self, since: datetime | None = None) -> int:
-        query = sa.select(sa.func.count(sa.distinct(_messages.c.conversation_id)))
+    def conversation_count(self, since: datetime | None = None, kb_id: str | None = None) -> int:
+        # One knowledge base's conversation ids are distinct; across them, (kb_id, conversation_id) pairs are.
+        keys = sa.select(_messages.c.kb_id, _messages.c.conversation_id).where(*_in_kb(kb_id)).distinct()
         if since is not None:
-            query = query.where(_messages.c.created_at >= _utc(since))
+            keys = keys.where(_messages.c.created_at >= _utc(since))
         with self._transaction() as conn:
-            return int(conn.execute(query).scalar_one())
+            return int(conn.execute(sa.select(sa.func.count()).select_from(keys.subquery())).scalar_one())
+
+    def conversations(self, query: ConversationQuery) -> ConversationPage:
+        matching = _conversations(query)
+        page = (
+            sa.select(
+                *matching.c,
+                _first_turn(matching, _messages.c.question).label("first_question"),
+                _first_turn(matching, _messages.c.language).label("first_language"),
+            )
+            .order_by(matching.c.last_at.desc(), matching.c.kb_id, matching.c.conversation_id)
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+        with self._transaction() as conn:
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(matching)).scalar_one())
+            rows = conn.execute(page).all() if query.limit else []
+        return ConversationPage(items=[_summary(row) for row in rows], total=total)
+
+    def conversation(self, conversation_id: str, kb_id: str | None = None) -> list[StoredMessage]:
+        query = (
+            sa.select(_messages)
+            .where(_messages.c.conversation_id == conversation_id, *_in_kb(kb_id))
+            .order_by(_messages.c.created_at, _messages.c.id)
+        )
+        with self._transaction() as conn:
+            return [_message(row) for row in conn.execute(query)]
+
+    def feedback_for(self, message_ids: Iterable[str]) -> dict[str, Feedback]:
+        ids = list(dict.fromkeys(message_ids))
+        out: dict[str, Feedback] = {}
+        with self._transaction() as conn:
+            for start in range(0, len(ids), _IN_BATCH):
+                batch = ids[start : start + _IN_BATCH]
+                for row in conn.execute(sa.select(_feedback).where(_feedback.c.message_id.in_(batch))):
+                    out[row.message_id] = _feedback_of(row)
+        return out
+
+    def delete_conversation(self, conversation_id: str, kb_id: str | None = None) -> int:
+        return self._delete(sa.and_(_messages.c.conversation_id == conversation_id, *_in_kb(kb_id)))
+
+    def delete_customer(self, customer_id: str, kb_id: str | None = None) -> int:
+        # The whole conversation: its turns before the customer was identified are theirs too.
+        return self._delete(_in_conversations(_other.c.customer_id == customer_id, *_in_kb(kb_id, _other)))
+
+    def delete_older_than(self, cutoff: datetime, kb_id: str | None = None) -> int:
+        expired = (
+            sa.select(_other.c.kb_id, _other.c.conversation_id)
+            .where(*_in_kb(kb_id, _other))
+            .group_by(_other.c.kb_id, _other.c.conversation_id)
+            .having(sa.func.max(_other.c.created_at) < _utc(cutoff))
+        )
+        return self._delete(sa.tuple_(_messages.c.kb_id, _messages.c.conversation_id).in_(expired))
+
+    def delete_kb(self, kb_id: str) -> int:
+        return self._delete(_messages.c.kb_id == kb_id)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -201,6 +284,24 @@ class SQLAlchemyConversationStore:
 
     def __repr__(self) -> str:
         return f"SQLAlchemyConversationStore({self._shown!r})"
+
+    def _delete(self, where: sa.ColumnElement[bool]) -> int:
+        """Delete the turns matching `where` and their ratings; the number of turns deleted."""
+        doomed = sa.select(_messages.c.message_id).where(where)
+        with self._transaction() as conn:
+            # Explicitly, not only by ON DELETE CASCADE: SQLite enforces it only with PRAGMA foreign_keys on.
+            conn.execute(_feedback.delete().where(_feedback.c.message_id.in_(doomed)))
+            deleted = conn.execute(_messages.delete().where(where)).rowcount
+        if deleted and self._engine.dialect.name == "sqlite":
+            self._fold_wal()
+        return int(deleted)
+
+    def _fold_wal(self) -> None:
+        """Copy the write-ahead log into the database file and empty it, so the pages that held erased rows
+        (zeroed by secure_delete) replace the old ones there. Best effort: a reader still open keeps the log
+        until a later checkpoint, and the rows are deleted either way."""
+        with contextlib.suppress(OperationalError), self._lock, self._engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @contextmanager
     def _transaction(self) -> Iterator[sa.Connection]:
@@ -266,6 +367,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL: history() readers are not blocked while another thread or process stores a message.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Deleted rows are overwritten with zeros, not just unlinked: erased conversations leave no text in the file.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -284,6 +387,155 @@ def _utc(value: datetime) -> datetime:
 
 def _reason(exc: DBAPIError) -> str:
     return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+
+
+def _add_missing_columns(conn: sa.Connection) -> None:
+    """Bring a database made by an earlier version up to the current columns and indexes. Run under the same
+    lock as create_all on PostgreSQL; IF NOT EXISTS (and, on SQLite, a lost race tolerated) make it idempotent."""
+    inspector = sa.inspect(conn)
+    present = {column["name"] for column in inspector.get_columns(_messages.name)}
+    table = conn.dialect.identifier_preparer.format_table(_messages)
+    for column in _messages.columns:
+        if column.name in present:
+            continue
+        if not column.nullable and column.server_default is None:
+            raise ConfigurationError(
+                f"The conversation database lacks the column {_messages.name}.{column.name}, which cannot be added "
+                f"to existing rows (it is NOT NULL without a server default) - give it a server_default in "
+                f"rag/conversations/sql_store.py"
+            )
+        spec = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+        guard = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
+        try:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {guard}{spec}")
+        except OperationalError as exc:
+            if "duplicate column" not in str(exc.orig):  # SQLite: another process added it just now
+                raise
+    indexes = {index["name"] for index in inspector.get_indexes(_messages.name)}
+    for index in _messages.indexes:
+        if index.name not in indexes:
+            conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+
+
+# The turns a subquery looks at, apart from those the enclosing statement reads, updates or deletes.
+_other = _messages.alias("other_turn")
+
+
+def _in_kb(kb_id: str | None, table: sa.FromClause = _messages) -> tuple[sa.ColumnElement[bool], ...]:
+    """The condition "in knowledge base kb_id", or none at all for None (every knowledge base)."""
+    return () if kb_id is None else (table.c.kb_id == kb_id,)
+
+
+def _in_conversations(*some_turn: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    """Every turn of the conversations that have a turn meeting `some_turn` (written against `_other`). A
+    conversation is its (kb_id, conversation_id); the subquery runs once, not once per row."""
+    keys = sa.select(_other.c.kb_id, _other.c.conversation_id).where(*some_turn)
+    return sa.tuple_(_messages.c.kb_id, _messages.c.conversation_id).in_(keys)
+
+
+def _count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+
+def _conversations(query: ConversationQuery) -> sa.Subquery:
+    """One row per matching conversation, with its counts. "Some turn" filters select whole conversations, so
+    the counts still include every turn; filters on the counts apply to the grouped rows."""
+    m, f = _messages.c, _feedback.c
+    declined = sa.and_(m.answered.is_(False), sa.func.coalesce(m.decline_reason, "") != CUSTOMER_REQUEST)
+    counts = (
+        sa.select(
+            m.kb_id,
+            m.conversation_id,
+            sa.func.max(m.customer_id).label("customer_id"),
+            sa.func.min(m.created_at).label("started_at"),
+            sa.func.max(m.created_at).label("last_at"),
+            sa.func.count().label("turns"),
+            _count_if(m.answered.is_(True)).label("answered_turns"),
+            _count_if(declined).label("declined_turns"),
+            _count_if(m.handoff.is_(True)).label("handoff_turns"),
+            _count_if(f.rating == "up").label("feedback_up"),
+            _count_if(f.rating == "down").label("feedback_down"),
+        )
+        .select_from(_messages.outerjoin(_feedback, f.message_id == m.message_id))  # at most one rating per turn
+        .where(*_in_kb(query.kb_id), *_turn_filters(query))
+        .group_by(m.kb_id, m.conversation_id)
+        .subquery("counts")
+    )
+    return sa.select(counts).where(*_count_filters(query, counts)).subquery("matching")
+
+
+def _turn_filters(query: ConversationQuery) -> list[sa.ColumnElement[bool]]:
+    o = _other.c
+    some_turn: list[sa.ColumnElement[bool]] = []
+    if query.language is not None:
+        some_turn.append(o.language == query.language)
+    if query.customer_id is not None:
+        some_turn.append(o.customer_id == query.customer_id)
+    if query.text:
+        # autoescape: a % or _ in the text matches itself, not any characters
+        some_turn.append(sa.or_(*(column.icontains(query.text, autoescape=True) for column in (o.question, o.answer))))
+    # last turn at or after `since` = some turn at or after it; first turn before `until` = some turn before it.
+    # As turn filters they use the created_at index instead of grouping every conversation first.
+    if query.since is not None:
+        some_turn.append(o.created_at >= _utc(query.since))
+    if query.until is not None:
+        some_turn.append(o.created_at < _utc(query.until))
+    # Each its own subquery: the turn in one language need not be the one that contains the text.
+    return [_in_conversations(condition, *_in_kb(query.kb_id, _other)) for condition in some_turn]
+
+
+def _count_filters(query: ConversationQuery, counts: sa.Subquery) -> list[sa.ColumnElement[bool]]:
+    c = counts.c
+    wanted = [(c.answered_turns, query.answered), (c.declined_turns, query.declined)]
+    wanted.append((c.handoff_turns, query.handed_off))
+    filters = [_some(count, want) for count, want in wanted if want is not None]
+    rated = {
+        "up": c.feedback_up > 0,
+        "down": c.feedback_down > 0,
+        "any": c.feedback_up + c.feedback_down > 0,
+        "none": c.feedback_up + c.feedback_down == 0,
+    }
+    if query.feedback is not None:
+        filters.append(rated[query.feedback])
+    return filters
+
+
+def _some(count: sa.ColumnElement[int], wanted: bool) -> sa.ColumnElement[bool]:
+    return count > 0 if wanted else count == 0
+
+
+def _first_turn(matching: sa.Subquery, column: sa.Column) -> sa.ScalarSelect:
+    """`column` of the conversation's first turn: a correlated subquery, run only for the rows of the page."""
+    first = _messages.alias("first_turn")
+    return (
+        sa.select(first.c[column.name])
+        .where(first.c.kb_id == matching.c.kb_id, first.c.conversation_id == matching.c.conversation_id)
+        .order_by(first.c.created_at, first.c.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _summary(row: sa.Row) -> ConversationSummary:
+    return ConversationSummary(
+        conversation_id=row.conversation_id,
+        kb_id=row.kb_id,
+        customer_id=row.customer_id,
+        started_at=row.started_at,  # min() and max() keep the column's type: aware UTC
+        last_at=row.last_at,
+        turns=int(row.turns),
+        first_question=row.first_question,
+        answered_turns=int(row.answered_turns),
+        declined_turns=int(row.declined_turns),
+        handed_off=int(row.handoff_turns) > 0,
+        language=row.first_language,
+        feedback_up=int(row.feedback_up),
+        feedback_down=int(row.feedback_down),
+    )
+
+
+def _feedback_of(row: sa.Row) -> Feedback:
+    return Feedback(row.message_id, row.rating, row.comment, row.created_at)
 
 
 def _message(row: sa.Row) -> StoredMessage:

@@ -1,11 +1,16 @@
 """What the conversation store keeps, and the protocol every store implements.
 
-StoredMessage   one answered question: what was asked, retrieved and answered, and how
-Feedback        a customer's rating of one message
+StoredMessage        one answered question: what was asked, retrieved and answered, and how, in which knowledge
+                     base (kb_id) and for which customer (customer_id, when the caller knows one)
+Feedback             a customer's rating of one message
+ConversationQuery    which conversations an operator wants to see (filters and a page)
+ConversationSummary  one conversation in such a list
+ConversationPage     one page of summaries, with the number of all that match
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
@@ -14,6 +19,9 @@ from rag.core.types import Answer
 
 Rating = Literal["up", "down"]
 RATINGS: tuple[str, ...] = ("up", "down")
+FeedbackFilter = Literal["up", "down", "any", "none"]
+FEEDBACK_FILTERS: tuple[str, ...] = ("up", "down", "any", "none")
+CUSTOMER_REQUEST = "customer_request"  # the decline_reason of a customer asking for a person: not a gap in the KB
 
 
 @dataclass
@@ -36,10 +44,15 @@ class StoredMessage:
     completion_tokens: int
     language: str
     decline_reason: str | None
+    # Last and defaulted, so turns built before knowledge bases existed still construct: "" is the default KB.
+    kb_id: str = ""
+    customer_id: str | None = None  # the customer's id in the caller's own systems, for erasure requests
 
     @classmethod
-    def from_answer(cls, answer: Answer, created_at: datetime) -> StoredMessage:
-        """The turn to store for an answer given at `created_at` (timezone-aware)."""
+    def from_answer(
+        cls, answer: Answer, created_at: datetime, *, kb_id: str = "", customer_id: str | None = None
+    ) -> StoredMessage:
+        """The turn to store for an answer given at `created_at` (timezone-aware) from knowledge base `kb_id`."""
         data = answer.to_dict()
         return cls(
             message_id=answer.message_id,
@@ -58,6 +71,8 @@ class StoredMessage:
             completion_tokens=answer.usage.completion_tokens,
             language=answer.language,
             decline_reason=answer.decline_reason,
+            kb_id=kb_id,
+            customer_id=customer_id,
         )
 
 
@@ -69,12 +84,64 @@ class Feedback:
     created_at: datetime  # timezone-aware, UTC
 
 
+@dataclass
+class ConversationQuery:
+    """Which conversations to list. Every filter left at None matches everything; a conversation matches when
+    all the given filters do. "Some turn" filters keep the whole conversation (every turn is counted)."""
+
+    kb_id: str | None = None
+    answered: bool | None = None  # True: some turn answered; False: no turn answered
+    declined: bool | None = None  # True: some turn declined by the bot (not answered, not a customer_request)
+    handed_off: bool | None = None  # True: some turn handed off to a person; False: none did
+    feedback: FeedbackFilter | None = None  # "up"/"down": some turn rated so; "any": some rating; "none": no rating
+    language: str | None = None  # some turn in this language
+    since: datetime | None = None  # last turn at or after
+    until: datetime | None = None  # first turn before
+    text: str | None = None  # case-insensitive substring of any question or answer (% and _ match themselves)
+    customer_id: str | None = None  # some turn by this customer
+    limit: int = 50
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if self.limit < 0:
+            raise ValueError(f"limit must be 0 or more, got {self.limit}")
+        if self.offset < 0:
+            raise ValueError(f"offset must be 0 or more, got {self.offset}")
+        if self.feedback is not None and self.feedback not in FEEDBACK_FILTERS:
+            raise ValueError(f"feedback must be one of {', '.join(FEEDBACK_FILTERS)} (or None), not {self.feedback!r}")
+
+
+@dataclass
+class ConversationSummary:
+    """One conversation in an operator's list: enough to pick which to open."""
+
+    conversation_id: str
+    kb_id: str
+    customer_id: str | None  # of any turn that has one
+    started_at: datetime  # first turn, timezone-aware UTC
+    last_at: datetime  # last turn
+    turns: int
+    first_question: str
+    answered_turns: int
+    declined_turns: int  # declined by the bot: not answered, and not a customer asking for a person
+    handed_off: bool
+    language: str  # of the first turn
+    feedback_up: int
+    feedback_down: int
+
+
+@dataclass
+class ConversationPage:
+    items: list[ConversationSummary]  # newest last turn first
+    total: int  # conversations matching the query, before limit and offset
+
+
 @runtime_checkable
 class ConversationStore(Protocol):
     def add_message(self, message: StoredMessage) -> None: ...
 
-    def history(self, conversation_id: str, limit: int = 20) -> list[StoredMessage]:
-        """The last `limit` messages of the conversation, oldest first."""
+    def history(self, conversation_id: str, limit: int = 20, kb_id: str | None = None) -> list[StoredMessage]:
+        """The last `limit` messages of the conversation (in knowledge base `kb_id` when given), oldest first."""
         ...
 
     def get_message(self, message_id: str) -> StoredMessage | None: ...
@@ -83,14 +150,41 @@ class ConversationStore(Protocol):
         """Rate a message ("up" or "down"), replacing an earlier rating; MessageNotFound for an unknown id."""
         ...
 
-    def messages(self, since: datetime | None = None) -> list[StoredMessage]:
-        """Messages created at or after `since`, oldest first."""
+    def messages(self, since: datetime | None = None, kb_id: str | None = None) -> list[StoredMessage]:
+        """Messages created at or after `since` (in knowledge base `kb_id` when given), oldest first."""
         ...
 
-    def feedback(self, since: datetime | None = None) -> list[Feedback]: ...
-
-    def conversation_count(self, since: datetime | None = None) -> int:
-        """Conversations with at least one message at or after `since`."""
+    def feedback(self, since: datetime | None = None, kb_id: str | None = None) -> list[Feedback]:
+        """Ratings given at or after `since` (of messages in knowledge base `kb_id` when given)."""
         ...
+
+    def conversation_count(self, since: datetime | None = None, kb_id: str | None = None) -> int:
+        """Conversations with at least one message at or after `since` (in knowledge base `kb_id` when given)."""
+        ...
+
+    def conversations(self, query: ConversationQuery) -> ConversationPage:
+        """The conversations matching `query`, newest last turn first, one page of them."""
+        ...
+
+    def conversation(self, conversation_id: str, kb_id: str | None = None) -> list[StoredMessage]:
+        """Every turn of the conversation, oldest first ([] when there is none)."""
+        ...
+
+    def feedback_for(self, message_ids: Iterable[str]) -> dict[str, Feedback]:
+        """The rating of each of these messages that has one, by message id."""
+        ...
+
+    # Erasure is hard deletion: turns and their ratings leave the database; each returns the turns deleted.
+    def delete_conversation(self, conversation_id: str, kb_id: str | None = None) -> int: ...
+
+    def delete_customer(self, customer_id: str, kb_id: str | None = None) -> int:
+        """Every conversation in which this customer took part (all its turns, even those without the id)."""
+        ...
+
+    def delete_older_than(self, cutoff: datetime, kb_id: str | None = None) -> int:
+        """Retention: whole conversations whose last turn is before `cutoff`."""
+        ...
+
+    def delete_kb(self, kb_id: str) -> int: ...
 
     def close(self) -> None: ...

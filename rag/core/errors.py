@@ -12,6 +12,10 @@
     ├── DatasetError                an evaluation folder is not in the BEIR layout
     ├── DatabaseUnavailable         the conversation database cannot be reached right now (HTTP 503)
     ├── MessageNotFound             feedback names a message the conversation store does not hold
+    ├── NotFound                    no knowledge base, document, job, curated answer or key by that id (HTTP 404)
+    ├── Conflict                    the request clashes with what exists (an id taken; HTTP 409)
+    ├── UnsupportedUpload           an uploaded file's type has no loader (HTTP 415)
+    ├── QueueFull                   too many ingest jobs are waiting (HTTP 503, retry later)
     └── GenerationError             the language model could not produce an answer
         ├── GeneratorUnavailable    the LLM server cannot be reached or refused the request (HTTP 502)
         │   └── ContextOverflow     the prompt is longer than the model's context (retried with fewer passages)
@@ -95,3 +99,19 @@ class MessageNotFound(RagError):
     def __init__(self, message_id: str):
         self.message_id = message_id
         super().__init__(f"No message with id {message_id!r} - feedback must name a message_id returned by /chat")
+
+
+class NotFound(RagError):
+    """No resource by that id (knowledge base, document, job, curated answer, key, conversation)."""
+
+
+class Conflict(RagError):
+    """The request clashes with what exists: an id already taken, or a change this set-up cannot make."""
+
+
+class UnsupportedUpload(RagError):
+    """An uploaded file has a type no loader reads."""
+
+
+class QueueFull(RagError):
+    """Too many ingest jobs are waiting; the client should retry later."""

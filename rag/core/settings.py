@@ -4,11 +4,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -17,7 +18,17 @@ DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
 
-    kb_dir: Path = Field(Path("kb"), description="Knowledge base directory.")
+    kb_dir: Path = Field(Path("kb"), description="Knowledge base directory (a single-KB set-up).")
+    kb_root: Path | None = Field(
+        None,
+        description="A folder holding several knowledge bases, one sub-folder each, managed over /api/kbs; "
+        "when set, RAG_KB_DIR is not used.",
+    )
+    default_kb: str | None = Field(
+        None,
+        description="The knowledge base that /chat, /feedback and the chat page answer from when RAG_KB_ROOT "
+        "holds several (default: the only one, else the first by id).",
+    )
 
     embedding_model: str = Field(
         DEFAULT_EMBEDDING_MODEL,
@@ -107,17 +118,49 @@ class Settings(BaseSettings):
     # is answered verbatim with no model call; on stackfaq that is 8% of questions at 0.990 precision
     # (benchmarks/calibrate_decline.py).
     faq_min_score: float = Field(0.60, gt=0, le=1.01)
+    # A curated answer (rag.chat.curated) scoring this much is answered verbatim before retrieval: the lowest
+    # threshold with precision >= 0.95 on stackfaq and the English customer questions (Chinese: the Chinese
+    # ones, scored lexically) in benchmarks/calibrate_curated.py; re-run it after changing the embedding model.
+    curated_min_score: float = Field(0.54, ge=-1, le=1.01)
+    curated_min_score_zh: float = Field(0.16, ge=-1, le=1.01)
     extractive_max_sentences: int = Field(3, gt=0)
 
     # --- conversations, handoff, admin ----------------------------------------------------------------------
     database_url: str | None = Field(
         None,
         description="Where conversations are stored: sqlite:///path or postgresql+psycopg://user:pass@host/db; "
-        "default: conversations.sqlite inside the knowledge base directory.",
+        "default: conversations.sqlite inside the knowledge base directory (or RAG_KB_ROOT).",
     )
     handoff_webhook_url: str | None = Field(None, description="Receives the transcript (JSON POST) on every handoff.")
     handoff_webhook_retries: int = Field(5, ge=0)
     admin_api_key: SecretStr | None = Field(None, description="Enables /admin/*; without it they answer 403.")
+
+    # --- knowledge-base management (/api) ------------------------------------------------------------
+    max_upload_bytes: int = Field(
+        50 * 1024 * 1024, gt=0, description="Largest document upload request (all its files together); larger: 413."
+    )
+    ingest_queue_size: int = Field(100, gt=0, description="Ingest jobs waiting at most; more: 503 until some finish.")
+    ingest_file_timeout: float = Field(120.0, gt=0, description="Seconds one file may take to load; then it fails.")
+    ingest_file_memory_mb: int = Field(
+        2048, gt=64, description="Memory one file's loader process may use (MiB); more: the file fails."
+    )
+    ingest_max_unpacked_bytes: int = Field(
+        200 * 1024 * 1024,
+        gt=0,
+        description="Largest uncompressed content of one .docx/.xlsx (a zip inside); larger: the file fails.",
+    )
+    ingest_max_elements: int = Field(
+        200_000, gt=0, description="Paragraphs, rows or cells one file may hold; more: the file fails."
+    )
+    retention_days: int | None = Field(
+        None, gt=0, description="Conversations older than this many days are deleted for good; none: kept."
+    )
+    retention_check_seconds: float = Field(3600.0, gt=0, description="How often the server applies retention.")
+    redact_pii: bool = Field(
+        False,
+        description="Replace e-mail addresses, phone, card and Chinese ID numbers in questions and answers "
+        "before they are stored or sent to an LLM.",
+    )
 
     # --- channels ------------------------------------------------------------------------------------------
     api_keys: list[SecretStr] = Field(
@@ -168,11 +211,32 @@ class Settings(BaseSettings):
             return getattr(self, f"{name}_zh")
         return getattr(self, name)
 
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
+        """These settings with one knowledge base's overrides applied, each checked like its environment variable;
+        `ValueError` names every field that is not a per-knowledge-base setting or not valid.
+
+        >>> Settings(_env_file=None).with_overrides({"min_score": 0.3}).min_score
+        0.3
+        """
+        unknown = sorted(set(overrides) - set(KB_OVERRIDABLE))
+        if unknown:
+            raise ValueError(
+                f"not per-knowledge-base settings: {', '.join(unknown)} - use any of {', '.join(KB_OVERRIDABLE)}"
+            )
+        if not overrides:
+            return self
+        values = {name: getattr(self, name) for name in type(self).model_fields} | dict(overrides)
+        try:
+            return type(self).model_validate(values)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"invalid settings - {problems}") from None
+
     def model_id(self) -> str:
         return self.api_model_name or self.kb_dir.resolve().name
 
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.kb_dir / 'conversations.sqlite'}"
+        return self.database_url or f"sqlite:///{(self.kb_root or self.kb_dir) / 'conversations.sqlite'}"
 
     def resolved_generator(self) -> str:
         if self.generator != "auto":
@@ -184,6 +248,16 @@ class Settings(BaseSettings):
         return "extractive"
 
     @model_validator(mode="after")
+    def _answer_fits_the_context(self) -> Settings:
+        if self.llm_max_tokens >= int(self.llm_context_window * self.llm_context_margin):
+            raise ValueError(
+                f"llm_max_tokens ({self.llm_max_tokens}) leaves no room for the question and passages in "
+                f"llm_context_window ({self.llm_context_window}) x llm_context_margin ({self.llm_context_margin}) - "
+                f"raise RAG_LLM_CONTEXT_WINDOW or lower RAG_LLM_MAX_TOKENS"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:
         if self.chunk_overlap >= self.chunk_tokens // 2:
             raise ValueError(
@@ -191,6 +265,35 @@ class Settings(BaseSettings):
                 f"Currently chunk_overlap={self.chunk_overlap}, chunk_tokens={self.chunk_tokens}"
             )
         return self
+
+
+# What one knowledge base may set differently from the server (`settings` of /api/kbs/{kb}; rag.store.catalog).
+KB_OVERRIDABLE: tuple[str, ...] = (
+    "top_k",
+    "retriever",
+    "generator",
+    "llm_base_url",
+    "llm_api_key",
+    "llm_model",
+    "llm_timeout",
+    "llm_temperature",
+    "llm_max_tokens",
+    "llm_context_window",
+    "min_score",
+    "min_score_zh",
+    "fallback_message",
+    "fallback_message_zh",
+    "handoff_message",
+    "handoff_message_zh",
+    "faq_min_score",
+    "curated_min_score",
+    "curated_min_score_zh",
+    "extractive_max_sentences",
+    "allowed_origins",
+    "retention_days",
+    "redact_pii",
+)
+SECRET_SETTINGS = ("llm_api_key",)
 
 
 @lru_cache(maxsize=1)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import tiktoken
 
+from rag.core.errors import ConfigurationError
 from rag.core.types import Passage
 from rag.generation.safety import strip_injections
 from rag.text.language import LANGUAGE_NAMES
@@ -94,7 +95,7 @@ def build_prompt(
 
     base = count_message_tokens(messages_for([]), encoding)
     if base > budget:
-        raise ValueError(
+        raise ConfigurationError(
             f"the question and instructions alone need {base} tokens but only {budget} are available - "
             "raise RAG_LLM_CONTEXT_WINDOW or lower RAG_LLM_MAX_TOKENS"
         )

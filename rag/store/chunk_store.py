@@ -73,6 +73,15 @@ class Manifest:
     schema_version: str = SCHEMA_VERSION
 
 
+@dataclass(frozen=True)
+class SourceSummary:
+    source: str
+    title: str
+    documents: int
+    chunks: int
+    ingested_at: float  # seconds since the epoch
+
+
 class ChunkStore:
     """`ChunkStore.connect(folder)`; `create=True` also creates the tables."""
 
@@ -242,6 +251,28 @@ class ChunkStore:
         with self._lock:
             rows = self._conn.execute(f"SELECT id FROM chunks WHERE {where}", params).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def sources(self) -> list[SourceSummary]:
+        """Every ingested file (source): its first document's title, documents, chunks and when last ingested."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT source, min(title), count(*), sum(chunk_count), max(ingested_at) FROM documents "
+                "GROUP BY source ORDER BY source"
+            ).fetchall()
+        return [SourceSummary(r[0], r[1], r[2], r[3] or 0, r[4]) for r in rows]
+
+    def source_doc_ids(self, source: str) -> list[str]:
+        """The documents ingested from one file."""
+        with self._lock:
+            return [r[0] for r in self._conn.execute("SELECT doc_id FROM documents WHERE source = ?", (source,))]
+
+    def source_chunks(self, source: str) -> list[Chunk]:
+        """The chunks of one file as retrieval sees them, in document order."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE source = ? ORDER BY doc_id, position", (source,)
+            ).fetchall()
+        return [_row_to_chunk(r) for r in rows]
 
     def counts(self) -> dict[str, int]:
         with self._lock:

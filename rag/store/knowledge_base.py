@@ -27,7 +27,7 @@ import numpy as np
 from rag.core.errors import EmbeddingModelMismatch, KnowledgeBaseCorrupt, KnowledgeBaseLocked, KnowledgeBaseNotFound
 from rag.core.types import Chunk, Document, Filters
 from rag.store.calibration import FusionCalibration
-from rag.store.chunk_store import DB_NAME, ChunkStore, Manifest
+from rag.store.chunk_store import DB_NAME, ChunkStore, Manifest, SourceSummary
 from rag.store.generations import load_generation, remove_other_generations, write_generation
 from rag.store.lexical_index import BM25Index, LexicalIndex
 from rag.store.vector_index import FaissVectorIndex, IndexType, VectorIndex
@@ -179,6 +179,13 @@ class KnowledgeBase:
         """Ids of chunks passing the filters (source prefix, exact metadata values)."""
         return self.store.allowed_ids(filters)
 
+    def sources(self) -> list[SourceSummary]:
+        """Every ingested file: title, documents, chunks and when it was last ingested."""
+        return self.store.sources()
+
+    def source_chunks(self, source: str) -> list[Chunk]:
+        return self.store.source_chunks(source)
+
     def stats(self) -> dict[str, Any]:
         m = self.manifest
         return {
@@ -266,6 +273,12 @@ class KnowledgeBase:
                 raise
             self.index, self.lexical, self.manifest = index, lexical, manifest
         remove_other_generations(self.path, keep=manifest.generation)
+
+    def remove_sources(self, sources: list[str]) -> int:
+        """Delete every document ingested from these files, atomically; how many documents went."""
+        doc_ids = [doc_id for source in sources for doc_id in self.store.source_doc_ids(source)]
+        self.apply(Changeset(deletions=doc_ids))
+        return len(doc_ids)
 
     def set_fusion_calibration(self, calibration: FusionCalibration | None) -> None:
         """Record the calibration measured on the current content (rag.store.calibration)."""

@@ -150,3 +150,30 @@ def test_eval_customer_questions_prints_verdicts_per_language(tmp_path):
     bad.write_text('{"id": "x", "question": "hi"}\n', encoding="utf-8")
     out = rag("eval", "bad.jsonl", "--docs", "docs", cwd=tmp_path)
     assert out.returncode == 2 and "bad.jsonl line 1" in out.stderr and "must_contain" in out.stderr
+
+
+def test_knowledge_bases_in_a_root_folder(tmp_path):
+    (tmp_path / "docs").mkdir()
+    builders.write_markdown(tmp_path / "docs" / "guide.md")
+    created = rag("kb", "create", "shop", "--name", "Shop", "--set", "min_score=0.25", "--kb-root", "kbs", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    assert rag("kb", "create", "shop", "--kb-root", "kbs", cwd=tmp_path).returncode == 2  # the id is taken
+    bad = rag("kb", "create", "other", "--set", "min_score=high", "--kb-root", "kbs", cwd=tmp_path)
+    assert bad.returncode == 2 and "min_score" in bad.stderr and not (tmp_path / "kbs" / "other").exists()
+
+    ingested = rag("ingest", "docs", "--kb-root", "kbs", "--kb-id", "shop", "--no-progress", cwd=tmp_path)
+    assert ingested.returncode == 0, ingested.stderr
+    listed = rag("kb", "list", "--kb-root", "kbs", cwd=tmp_path)
+    assert listed.stdout.startswith("shop\tShop\tauto\t1 files,"), listed.stdout
+    answer = rag("ask", "How much is express shipping?", "--kb-root", "kbs", "--json", cwd=tmp_path)
+    assert json.loads(answer.stdout)["citations"][0]["source"] == "docs/guide.md"
+
+    key = rag("kb", "key", "shop", "--scope", "chat", "--kb-root", "kbs", cwd=tmp_path)
+    assert key.returncode == 0 and key.stdout.startswith("rk_") and "shown only now" in key.stderr
+
+    refused = rag("kb", "delete", "shop", "--kb-root", "kbs", cwd=tmp_path)  # asks; no answer on stdin
+    assert refused.returncode != 0 and (tmp_path / "kbs" / "shop").exists()
+    deleted = rag("kb", "delete", "shop", "--yes", "--kb-root", "kbs", cwd=tmp_path)
+    assert deleted.returncode == 0 and not (tmp_path / "kbs" / "shop").exists()
+    missing = rag("ingest", "docs", "--kb-root", "kbs", "--kb-id", "shop", cwd=tmp_path)
+    assert missing.returncode == 2 and "No knowledge base 'shop'" in missing.stderr

@@ -97,6 +97,17 @@ def test_round_trip_of_every_field(store, store_url):
         assert reopened.get_message("m-1") == original
 
 
+def test_knowledge_base_and_customer_round_trip(store):
+    assert message("m0").kb_id == "" and message("m0").customer_id is None  # old constructors still work
+    turn = message("m1", kb_id="售后-kb", customer_id="cust 42 / 张三")
+    store.add_message(turn)
+    store.add_message(message("m2", at=T0 + timedelta(seconds=1)))
+    assert store.get_message("m1") == turn
+    assert store.history("c1") == [turn, message("m2", at=T0 + timedelta(seconds=1))]
+    assert store.history("c1", kb_id="售后-kb") == [turn]
+    assert store.history("c1", 1, "") == [message("m2", at=T0 + timedelta(seconds=1))]
+
+
 def test_chinese_text(store):
     zh = message(
         "m-zh",

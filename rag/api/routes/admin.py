@@ -45,15 +45,15 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATE_TIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})", re.IGNORECASE
 )
-_SINCE_SCHEMA = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
+DATE_SCHEMA = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
 
 
-def _since(value: str | None) -> datetime | None:
-    """`since` as an aware UTC datetime; 422 naming the accepted forms otherwise."""
+def date_param(value: str | None, name: str = "since") -> datetime | None:
+    """A date or date-time query parameter as an aware UTC datetime; 422 naming the accepted forms otherwise."""
     if value is None:
         return None
     problem = f"must be a date such as 2026-11-01 or a date-time such as 2026-11-01T09:30:00Z, got {value!r}"
-    invalid = RequestValidationError([{"loc": ("query", "since"), "msg": problem, "type": "value_error"}])
+    invalid = RequestValidationError([{"loc": ("query", name), "msg": problem, "type": "value_error"}])
     if not (_DATE.fullmatch(value) or _DATE_TIME.fullmatch(value)):
         raise invalid
     try:
@@ -76,11 +76,11 @@ def stats(
     services: ServicesDep,
     settings: SettingsDep,
     since: str | None = Query(
-        None, description="Only from this date (2026-11-01) or RFC 3339 date-time on", json_schema_extra=_SINCE_SCHEMA
+        None, description="Only from this date (2026-11-01) or RFC 3339 date-time on", json_schema_extra=DATE_SCHEMA
     ),
     top: int = Query(10, ge=1, le=100),
 ) -> dict:
     if services.store is None:
         raise ConfigurationError("statistics need a conversation store - set RAG_DATABASE_URL")
-    start = _since(since)
+    start = date_param(since)
     return compute_stats(services.store, start, services.embedder, top, settings.dense_languages).to_dict()

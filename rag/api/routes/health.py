@@ -14,6 +14,6 @@ def health(services: ServicesDep) -> dict:
     return {
         "status": "ok",
         "version": __version__,
-        "generator": services.chat.generator.name,
+        "generator": services.chat.generator.name if services.chat is not None else None,
         "knowledge_base": {k: kb[k] for k in ("documents", "chunks", "embedding_model", "index_type") if k in kb},
     }

@@ -15,28 +15,41 @@ import time
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Security
+from fastapi import APIRouter, Depends, HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
 from pydantic_core import PydanticCustomError
 
 from rag.api.auth import matches_any
-from rag.api.dependencies import ChatDep, SettingsDep
+from rag.api.dependencies import ServicesDep, SettingsDep
 from rag.api.schemas import COMPLETION_EVENT, ChatResponse, error_responses, event_stream_response
 from rag.api.sse import error_payload, sse_event, sse_response
 from rag.api.validation import Question, Text, question_problems, raise_if
 from rag.chat.service import ChatEvent, final_answer
 from rag.core.errors import RagError
+from rag.core.settings import Settings
 from rag.core.types import Answer
+from rag.wiring import Services
 
 # declared in the OpenAPI document only where RAG_API_KEYS is set (rag.api.openapi)
 BEARER = HTTPBearer(scheme_name="ApiKey", auto_error=False, description="One of RAG_API_KEYS")
 
 
 def require_api_key(
-    settings: SettingsDep, bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
+    request: Request,
+    settings: SettingsDep,
+    services: ServicesDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
 ) -> None:
+    """One of RAG_API_KEYS (every knowledge base), or a knowledge base's key with the chat scope (that one only);
+    without RAG_API_KEYS, a request with no key is served too."""
     given = bearer.credentials.strip() if bearer else ""
+    key = services.kbs.catalog.db.verify_key(given) if given and services.kbs is not None else None
+    request.state.kb_key = key
+    if key is not None:
+        if "chat" not in key.scopes:
+            raise HTTPException(403, f"This key may not ask questions of knowledge base {key.kb_id!r} (chat scope)")
+        return
     if settings.api_keys and not matches_any(given, settings.api_keys):
         raise HTTPException(
             401,
@@ -45,8 +58,21 @@ def require_api_key(
         )
 
 
+def model_ids(request: Request, services: Services, settings: Settings) -> list[str]:
+    """The models this caller may use: the knowledge bases (RAG_KB_ROOT), or the one knowledge base served."""
+    key = getattr(request.state, "kb_key", None)
+    if services.kbs is None or settings.kb_root is None:
+        ids = [settings.model_id()]
+    else:
+        ids = [info.id for info in services.kbs.list()]
+    return [kb_id for kb_id in ids if key is None or key.kb_id == kb_id]
+
+
 router = APIRouter(
-    prefix="/v1", tags=["openai-compatible"], dependencies=[Depends(require_api_key)], responses=error_responses(401)
+    prefix="/v1",
+    tags=["openai-compatible"],
+    dependencies=[Depends(require_api_key)],
+    responses=error_responses(401, 403),
 )
 
 
@@ -140,11 +166,14 @@ class CompletionRequest(BaseModel):
     user: Annotated[Text, Field(max_length=128)] | None = Field(None, description="Used as the conversation id.")
 
 
-@router.get("/models", summary="The knowledge base, as a model")
-def models(settings: SettingsDep) -> dict:
+@router.get("/models", summary="The knowledge bases, as models")
+def models(request: Request, settings: SettingsDep, services: ServicesDep) -> dict:
     return {
         "object": "list",
-        "data": [{"id": settings.model_id(), "object": "model", "created": 0, "owned_by": "rag-support-bot"}],
+        "data": [
+            {"id": kb_id, "object": "model", "created": 0, "owned_by": "rag-support-bot"}
+            for kb_id in model_ids(request, services, settings)
+        ],
     }
 
 
@@ -179,13 +208,14 @@ def _extras(answer: Answer) -> dict[str, Any]:
     responses=event_stream_response(
         "The completion; with `stream: true`, chunks as Server-Sent Events", COMPLETION_EVENT
     )
-    | error_responses(400, 404, 413, 422, 502, 503, 504, s404="No such model"),
+    | error_responses(400, 403, 404, 413, 422, 502, 503, 504, s404="No such model"),
 )
-def chat_completions(body: CompletionRequest, chat: ChatDep, settings: SettingsDep):
-    if body.model != settings.model_id():
-        raise HTTPException(
-            404, f"The model {body.model!r} does not exist - GET /v1/models lists {settings.model_id()!r}"
-        )
+def chat_completions(request: Request, body: CompletionRequest, services: ServicesDep, settings: SettingsDep):
+    known = model_ids(request, services, settings)
+    if body.model not in known:
+        listed = ", ".join(repr(k) for k in known) or "none"
+        raise HTTPException(404, f"The model {body.model!r} does not exist - GET /v1/models lists {listed}")
+    chat = services.chat_for(body.model if settings.kb_root is not None else None)
     users = [i for i, m in enumerate(body.messages) if m.role == "user"]
     # the last user message is the question; earlier ones are held to the same limit, as the schema says
     problems = []
