@@ -257,6 +257,7 @@ def ingest(
                 tell()
                 continue
             tell()
+            changed: list[tuple[Document, str, list[Chunk], bool]] = []  # (document, hash, chunks, new)
             for doc in documents:
                 if doc.doc_id in seen:
                     continue
@@ -266,11 +267,23 @@ def ingest(
                 if previous is not None and previous[1] == content_hash:
                     report.unchanged += 1
                     continue
-                if previous is None:
-                    report.added += 1
-                else:
-                    report.updated += 1
                 chunks = chunk_document(doc, settings.chunk_tokens, settings.chunk_overlap, encoding)
+                changed.append((doc, content_hash, chunks, previous is None))
+            made = sum(len(chunks) for _, _, chunks, _ in changed)
+            if made > settings.ingest_max_chunks:  # one file must not occupy the embedder for hours
+                report.failed.append(
+                    FileFailure(
+                        str(file),
+                        f"makes {made} chunks, more than RAG_INGEST_MAX_CHUNKS={settings.ingest_max_chunks} - split "
+                        f"the file or raise the limit",
+                    )
+                )
+                kept_sources.update((source, entry.legacy))
+                seen.difference_update(doc.doc_id for doc, _, _, _ in changed)
+                continue
+            for doc, content_hash, chunks, new in changed:
+                report.added += new
+                report.updated += not new
                 pending.append((doc, content_hash, chunks))
 
         deletions = [

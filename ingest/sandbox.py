@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import pickle
 import signal
 import socket
@@ -135,6 +136,7 @@ class _Worker:
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,  # a chatty parser must not write into the CLI's output
+                env=_worker_environment(),
             )
         worker = cls(process, Connection(ours.detach()))
         try:
@@ -317,3 +319,9 @@ def _rebuild_error(cls: type[LoaderError], path: str, reason: str) -> LoaderErro
 
 
 __all__ = ["SandboxedLoader"]
+
+
+def _worker_environment() -> dict[str, str]:
+    """The server's environment without its settings: a parser exploited by a hostile file finds no API key,
+    LLM key or database password in the worker."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("RAG_")}

@@ -19,7 +19,7 @@ from rag.chat.handoff import WebhookNotifier
 from rag.chat.service import ChatService
 from rag.conversations.sql_store import SQLAlchemyConversationStore
 from rag.conversations.store import ConversationStore
-from rag.core.errors import ConfigurationError, KnowledgeBaseNotFound, NotFound
+from rag.core.errors import ConfigurationError, Conflict, KnowledgeBaseNotFound, NotFound
 from rag.core.settings import Settings
 from rag.generation.protocol import Generator
 from rag.jobs.retention import RetentionSweeper
@@ -154,6 +154,7 @@ def create_chat_service(
     on_handoff: WebhookNotifier | None = None,
     kb_id: str = "",
     curated: CuratedMatcher | None = None,
+    default_language: str | None = None,
 ) -> ChatService:
     return ChatService(
         settings,
@@ -164,6 +165,7 @@ def create_chat_service(
         on_handoff=on_handoff,
         kb_id=kb_id,
         curated=curated,
+        default_language=default_language,
     )
 
 
@@ -225,6 +227,7 @@ class KnowledgeBases:
             served = self._serve(kb_id)
             if served.chat is None:
                 settings = self.settings_for(kb_id)
+                language = self.catalog.get_kb(kb_id).language
                 matcher = CuratedMatcher(
                     self.curated(kb_id),
                     self.embedder,
@@ -239,6 +242,7 @@ class KnowledgeBases:
                     on_handoff=self.notifier,
                     kb_id=kb_id,
                     curated=matcher,
+                    default_language=None if language == "auto" else language,
                 )
             return served.chat
 
@@ -274,18 +278,33 @@ class KnowledgeBases:
         return info
 
     def delete(self, kb_id: str) -> None:
-        """The knowledge base, its files, jobs, keys and conversations, for good."""
+        """The knowledge base, its files, jobs, keys and conversations, for good. Refused (Conflict) while one of
+        its jobs is queued or running. Conversations go first: if their database is down, nothing is deleted and
+        the request can be repeated."""
+        if self.catalog.single:
+            raise Conflict("This server serves one knowledge base (--kb DIR); delete its folder to remove it")
         self.catalog.get_kb(kb_id)
-        with self._lock:
-            served = self._served.pop(kb_id, None)
-            curated = self._curated.pop(kb_id, None)
-        if curated is not None:
-            curated.close()
-        self.catalog.delete_kb(kb_id)
+        busy = [job.id for job in self.catalog.db.unfinished_jobs() if job.kb_id == kb_id]
+        if busy:
+            raise Conflict(f"Job {busy[0]} of knowledge base {kb_id!r} is still queued or running - delete it after")
         if self.store is not None:
             self.store.delete_kb(kb_id)
+        with self._lock:  # no request reopens it in between
+            served = self._served.pop(kb_id, None)
+            curated = self._curated.pop(kb_id, None)
+            self.catalog.delete_kb(kb_id)
+        if curated is not None:
+            curated.close()
         if served is not None:
             served.kb.close()
+
+    def counts(self, kb_id: str) -> dict[str, int]:
+        """Documents, files and chunks, without loading the indexes of a knowledge base nobody asked yet."""
+        with self._lock:
+            served = self._served.get(kb_id)
+        if served is not None:
+            return served.kb.store.counts()
+        return KnowledgeBase.counts_at(self.catalog.kb_path(kb_id))
 
     def close(self) -> None:
         with self._lock:

@@ -24,7 +24,7 @@ BEARER = HTTPBearer(
 )
 SCOPE_DOING = {
     "chat": "ask questions of",
-    "ingest": "change the documents of",
+    "ingest": "manage the documents of",
     "conversations": "read the conversations of",
     "manage": "manage",
 }
@@ -69,8 +69,13 @@ CallerDep = Annotated[Caller, Depends(current_caller)]
 
 
 def check(caller: Caller, kb_id: str, scope: str) -> None:
-    if not caller.may(kb_id, scope):
-        raise HTTPException(403, f"This key may not {SCOPE_DOING[scope]} knowledge base {kb_id!r} ({scope} scope)")
+    if caller.may(kb_id, scope):
+        return
+    if caller.key is not None and caller.key.kb_id != kb_id:
+        raise HTTPException(403, f"This key is for knowledge base {caller.key.kb_id!r}, not {kb_id!r}")
+    raise HTTPException(
+        403, f"This key may not {SCOPE_DOING[scope]} knowledge base {kb_id!r} (it lacks the {scope} scope)"
+    )
 
 
 def scoped(scope: str) -> Any:

@@ -36,6 +36,7 @@ _HTTP_TYPES = {
     409: "conflict",
     413: "body_too_large",
     415: "unsupported_media_type",
+    422: "invalid_request",
 }
 
 

@@ -14,6 +14,7 @@ from rag.core.settings import KB_OVERRIDABLE, SECRET_SETTINGS, Settings
 from rag.store.catalog import ApiKey, Job, KnowledgeBaseInfo
 
 Name = Annotated[Text, Field(min_length=1, max_length=200)]
+MASK = "********"  # a secret setting as responses show it
 Language = Literal["auto", "en", "zh"]
 Scope = Literal["chat", "ingest", "conversations", "manage"]
 
@@ -41,7 +42,9 @@ def _settings_model() -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for name in KB_OVERRIDABLE:
         info = Settings.model_fields[name]
-        fields[name] = (_api_type(info.annotation, list(info.metadata)), Field(None, description=info.description))
+        # null is accepted for every setting: "the server's value" (in PATCH, it removes an override)
+        api_type = Optional[_api_type(info.annotation, list(info.metadata))]  # type: ignore[valid-type]  # noqa: UP045
+        fields[name] = (api_type, Field(None, description=info.description))
     return create_model("KnowledgeBaseSettings", __config__=ConfigDict(extra="forbid", strict=True), **fields)
 
 
@@ -49,8 +52,13 @@ KnowledgeBaseSettings = _settings_model()
 
 
 def overrides(settings: BaseModel | None) -> dict[str, Any] | None:
-    """The settings a request gave (those it left out are not overridden)."""
+    """The settings a request gave (those it left out are not overridden; null ones stand for the server's value)."""
     return None if settings is None else settings.model_dump(exclude_unset=True)
+
+
+def set_only(values: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`values` without the settings given as null (the server's value)."""
+    return None if values is None else {k: v for k, v in values.items() if v is not None}
 
 
 class KnowledgeBaseCreate(BaseModel):
@@ -73,7 +81,9 @@ class KnowledgeBaseUpdate(BaseModel):
     name: Name | None = None
     language: Language | None = None
     settings: KnowledgeBaseSettings | None = Field(  # type: ignore[valid-type]
-        None, description="Replaces every override; {} returns to the defaults."
+        None,
+        description="Merged into the knowledge base's overrides: the settings given change, a setting given as null "
+        "returns to the server's value, the others stay.",
     )
 
 
@@ -88,7 +98,7 @@ class KnowledgeBaseOut(BaseModel):
 
     @classmethod
     def of(cls, info: KnowledgeBaseInfo, stats: dict[str, Any]) -> KnowledgeBaseOut:
-        shown = {k: ("********" if k in SECRET_SETTINGS and v else v) for k, v in info.settings.items()}
+        shown = {k: (MASK if k in SECRET_SETTINGS and v else v) for k, v in info.settings.items()}
         return cls(
             id=info.id,
             name=info.name,

@@ -10,6 +10,7 @@ carries the same rule as a `pattern`, so the OpenAPI document describes what the
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi.exceptions import RequestValidationError
@@ -17,6 +18,7 @@ from pydantic import BeforeValidator, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
+from rag.conversations.analytics import parse_since
 from rag.core.settings import Settings
 
 # Exactly the characters `str.isspace()` (and so `str.strip()`) treats as white space, spelled for JSON schema
@@ -92,3 +94,25 @@ def question_problems(question: str, settings: Settings, field: tuple[str | int,
 def raise_if(problems: list[dict[str, Any]]) -> None:
     if problems:
         raise RequestValidationError(problems)
+
+
+# RFC 3339 full-date or date-time, the two formats the OpenAPI document declares for `since`
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})", re.IGNORECASE
+)
+DATE_SCHEMA = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
+
+
+def date_param(value: str | None, name: str = "since") -> datetime | None:
+    """A date or date-time query parameter as an aware UTC datetime; 422 naming the accepted forms otherwise."""
+    if value is None:
+        return None
+    problem = f"must be a date such as 2026-11-01 or a date-time such as 2026-11-01T09:30:00Z, got {value!r}"
+    invalid = RequestValidationError([{"loc": ("query", name), "msg": problem, "type": "value_error"}])
+    if not (_DATE.fullmatch(value) or _DATE_TIME.fullmatch(value)):
+        raise invalid
+    try:
+        return parse_since(value.upper()).astimezone(UTC)
+    except (ValueError, OverflowError):  # no such day, or a zone offset that leaves the calendar (year 0 or 10000)
+        raise invalid from None

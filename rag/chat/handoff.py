@@ -52,7 +52,10 @@ class WebhookNotifier:
 
     def __call__(self, conversation_id: str, answer: Answer) -> None:
         """Queue the notice and return at once."""
-        self._queue.put(self.payload(conversation_id, answer))
+        payload = self.payload(conversation_id, answer)
+        with self._queue.mutex:
+            self._forgotten.discard(conversation_id)  # a new turn after an erasure is a new notice
+        self._queue.put(payload)
 
     def payload(self, conversation_id: str, answer: Answer) -> dict[str, Any]:
         transcript = []

@@ -33,7 +33,7 @@ from rag.generation.grounding import grounded_citations
 from rag.generation.prompting import DECLINE_MARKER, Prompt, build_prompt
 from rag.generation.protocol import GenerationRequest, Generator, QueryRewriter
 from rag.retrieval.protocol import Retriever
-from rag.text.language import detect_language
+from rag.text.language import cjk_count, detect_language
 from rag.text.lexical import coverage
 from rag.text.redaction import redact
 
@@ -69,6 +69,7 @@ class ChatService:
         on_handoff: Callable[[str, Answer], None] | None = None,
         rewriter: QueryRewriter | None = None,
         kb_id: str = "",
+        default_language: str | None = None,
         curated: CuratedMatcher | None = None,
     ):
         self.settings = settings
@@ -78,6 +79,7 @@ class ChatService:
         self.store = store
         self.on_handoff = on_handoff
         self.kb_id = kb_id  # recorded with every stored turn
+        self.default_language = default_language  # replies to a question with no words to tell its language
         self.curated = curated  # the knowledge base's curated answers, matched before retrieval
         self.rewriter = (
             rewriter if rewriter is not None else (generator if isinstance(generator, QueryRewriter) else None)
@@ -127,6 +129,8 @@ class ChatService:
             question = redact(question)
             history = [(redact(q), redact(a)) for q, a in history] if history is not None else None
         language = detect_language(question)
+        if self.default_language and not _has_words(question):  # "???", "👍", an order number alone
+            language = self.default_language
         ids = dict(conversation_id=conversation_id or uuid.uuid4().hex, message_id=uuid.uuid4().hex)
         for event in self._events(question, language, ids, started, top_k, filters, history):
             if event[0] == "answer":
@@ -391,6 +395,15 @@ class ChatService:
                 **ids,
             ),
         )
+
+
+def _has_words(text: str) -> bool:
+    """Whether `text` holds a Latin letter or a Chinese character, from which its language can be told.
+
+    >>> _has_words("#58213 ???"), _has_words("退货"), _has_words("hi")
+    (False, True, True)
+    """
+    return cjk_count(text) > 0 or any("a" <= ch.lower() <= "z" for ch in text)
 
 
 def _changed(query: str | None, question: str) -> str | None:

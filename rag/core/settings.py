@@ -83,7 +83,7 @@ class Settings(BaseSettings):
         description="auto: openai when RAG_LLM_BASE_URL or RAG_LLM_API_KEY is set, llamacpp when "
         "RAG_LLAMACPP_MODEL_PATH is set, else extractive (no model call).",
     )
-    llm_base_url: str | None = None
+    llm_base_url: str | None = Field(None, pattern=r"^https?://[^\s/]+", description="http(s) URL of the LLM server.")
     llm_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"
     llm_timeout: float = Field(60.0, gt=0)
@@ -100,20 +100,25 @@ class Settings(BaseSettings):
     # re-calibrate when changing the embedding model.
     min_score: float = Field(
         0.19,
+        ge=0,
+        le=1.01,
         description="Below this confidence (0..1) that the retrieved passages support an answer (see "
         "rag.chat.decline) the bot declines and hands off.",
     )
     min_score_zh: float = Field(
         0.18,
+        ge=0,
+        le=1.01,
         description="The same for Chinese questions (scored without the embedding model's similarity while it "
         "does not cover Chinese).",
     )
-    fallback_message: str = (
-        "I'm sorry, I couldn't find that in our documents. Let me connect you with a member of our team."
+    fallback_message: str = Field(
+        "I'm sorry, I couldn't find that in our documents. Let me connect you with a member of our team.",
+        min_length=1,
     )
-    fallback_message_zh: str = "抱歉，我们的资料中没有找到相关信息。我将为您转接人工客服。"
-    handoff_message: str = "Of course - I'm connecting you with a member of our team now."
-    handoff_message_zh: str = "好的，正在为您转接人工客服。"
+    fallback_message_zh: str = Field("抱歉，我们的资料中没有找到相关信息。我将为您转接人工客服。", min_length=1)
+    handoff_message: str = Field("Of course - I'm connecting you with a member of our team now.", min_length=1)
+    handoff_message_zh: str = Field("好的，正在为您转接人工客服。", min_length=1)
     # An FAQ-sheet row this similar to the question (cosine), containing every content word of the question,
     # is answered verbatim with no model call; on stackfaq that is 8% of questions at 0.990 precision
     # (benchmarks/calibrate_decline.py).
@@ -151,6 +156,9 @@ class Settings(BaseSettings):
     )
     ingest_max_elements: int = Field(
         200_000, gt=0, description="Paragraphs, rows or cells one file may hold; more: the file fails."
+    )
+    ingest_max_chunks: int = Field(
+        20_000, gt=0, description="Chunks one file may make (about 6 million tokens); more: the file fails."
     )
     retention_days: int | None = Field(
         None, gt=0, description="Conversations older than this many days are deleted for good; none: kept."
@@ -226,6 +234,8 @@ class Settings(BaseSettings):
         if not overrides:
             return self
         values = {name: getattr(self, name) for name in type(self).model_fields} | dict(overrides)
+        if "llm_base_url" in overrides and "llm_api_key" not in overrides:
+            values["llm_api_key"] = None  # the server's key never goes to a server a knowledge base names
         try:
             return type(self).model_validate(values)
         except ValidationError as exc:
@@ -246,6 +256,12 @@ class Settings(BaseSettings):
         if self.llamacpp_model_path:
             return "llamacpp"
         return "extractive"
+
+    @model_validator(mode="after")
+    def _top_k_within_its_limit(self) -> Settings:
+        if self.top_k > self.max_top_k:
+            raise ValueError(f"top_k ({self.top_k}) must be at most max_top_k ({self.max_top_k})")
+        return self
 
     @model_validator(mode="after")
     def _answer_fits_the_context(self) -> Settings:
@@ -294,6 +310,8 @@ KB_OVERRIDABLE: tuple[str, ...] = (
     "redact_pii",
 )
 SECRET_SETTINGS = ("llm_api_key",)
+# What only the admin key may override: where questions are sent (and with which key), and privacy policy.
+ADMIN_ONLY_SETTINGS = ("generator", "llm_base_url", "llm_api_key", "llm_model", "redact_pii", "retention_days")
 
 
 @lru_cache(maxsize=1)

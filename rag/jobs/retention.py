@@ -9,7 +9,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from rag.conversations.store import ConversationStore
-from rag.core.errors import RagError
 from rag.core.settings import Settings
 from rag.store.catalog import KnowledgeBaseInfo
 
@@ -26,9 +25,12 @@ def apply_retention(
     now = now or datetime.now(UTC)
     deleted: dict[str, int] = {}
     for info in kbs:
-        days = settings_for(info.id).retention_days
-        if days is not None:
-            deleted[info.id] = store.delete_older_than(now - timedelta(days=days), kb_id=info.id)
+        try:
+            days = settings_for(info.id).retention_days
+            if days is not None:
+                deleted[info.id] = store.delete_older_than(now - timedelta(days=days), kb_id=info.id)
+        except Exception:  # one knowledge base's broken settings or a database hiccup: the others still go
+            log.exception("retention could not run for knowledge base %s; trying again later", info.id)
     return deleted
 
 
@@ -54,7 +56,7 @@ class RetentionSweeper:
                 deleted = apply_retention(self._list(), self._settings_for, self._store)
                 if any(deleted.values()):
                     log.info("retention deleted turns: %s", deleted)
-            except RagError:
+            except Exception:  # the thread must outlive any one failure
                 log.exception("retention could not run; trying again later")
             self._stop.wait(self._interval)
 

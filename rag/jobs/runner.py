@@ -38,6 +38,10 @@ if TYPE_CHECKING:  # imported where used: `ingest` imports `rag`, whose package 
 log = logging.getLogger("rag.jobs")
 
 
+class JobCancelled(RagError):
+    """The server stopped while the job ran; nothing of it was committed."""
+
+
 def supported_types() -> tuple[str, ...]:
     """The file extensions an upload may have: those a loader reads."""
     from ingest.loaders import LOADERS
@@ -76,6 +80,7 @@ class JobRunner:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest-job")
         self._closed = False
+        self._stopping = threading.Event()
 
     # ---- submitting ---------------------------------------------------------------------------------------
     def submit(self, kb_id: str, kind: JobKind, files: list[str]) -> Job:
@@ -127,6 +132,7 @@ class JobRunner:
             self._closed = True
             for queue in self._queues.values():
                 queue.clear()
+        self._stopping.set()  # a running job stops at its next file or group of chunks (reported failed at start)
         self._pool.shutdown(wait=wait, cancel_futures=True)
         for sandbox in self._sandboxes.values():
             sandbox.close()
@@ -146,15 +152,21 @@ class JobRunner:
 
     # ---- running ------------------------------------------------------------------------------------------
     def _drain(self, kb_id: str) -> None:
-        while True:
+        try:
+            while True:
+                with self._lock:
+                    queue = self._queues.get(kb_id)
+                    if not queue or self._closed:
+                        return
+                    job = queue.popleft()
+                    self._waiting -= 1
+                try:
+                    self._run(job)
+                except Exception:  # the catalog's database failed while recording the job: go on with the next
+                    log.exception("ingest job %s could not be recorded", job.id)
+        finally:
             with self._lock:
-                queue = self._queues.get(kb_id)
-                if not queue or self._closed:
-                    self._active.discard(kb_id)
-                    return
-                job = queue.popleft()
-                self._waiting -= 1
-            self._run(job)
+                self._active.discard(kb_id)
 
     def _run(self, job: Job) -> None:
         job.state, job.started_at = "running", datetime.now(UTC)
@@ -187,6 +199,8 @@ class JobRunner:
 
         def progress(status: IngestProgress) -> None:
             nonlocal last_save
+            if self._stopping.is_set():
+                raise JobCancelled("the server is stopping - upload the files again or re-ingest them")
             job.files_done, job.chunks_embedded = status.files_done, status.chunks_embedded
             job.chunks_total = status.chunks_to_embed
             job.failures = [JobFailure(Path(f.path).name, f.reason) for f in status.failed]

@@ -19,9 +19,11 @@ folder, so another implementation (PostgreSQL) can stand in for it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
+import threading
 import unicodedata
 import uuid
 from collections.abc import Mapping
@@ -34,6 +36,7 @@ from rag.core.errors import Conflict, KnowledgeBaseCorrupt, NotFound
 from rag.store.catalog_db import ApiKey, CatalogDatabase, FileState, Job, JobFailure, JobKind, JobState, StoredFile
 from rag.store.chunk_store import DB_NAME
 
+log = logging.getLogger("rag.store.catalog")
 CATALOG_DB = "catalog.sqlite"
 SETTINGS_FILE = "kb.json"
 FILES = "files"
@@ -135,6 +138,10 @@ class FolderCatalog:
         home = self._single_dir if self._single_dir is not None else self.root
         home.mkdir(parents=True, exist_ok=True)
         self._db = CatalogDatabase(home / CATALOG_DB)
+        self._lock = threading.Lock()  # one kb.json change at a time (read, change, write)
+        if not self.single:
+            for leftover in [*self.root.glob(".deleted-*"), *self.root.glob(".creating-*")]:
+                shutil.rmtree(leftover, ignore_errors=True)  # a deletion or creation a crash cut short
 
     @classmethod
     def single_kb(cls, kb_dir: Path) -> FolderCatalog:
@@ -154,7 +161,10 @@ class FolderCatalog:
         found = []
         for folder in sorted(self.root.iterdir()):
             if folder.is_dir() and (folder / SETTINGS_FILE).is_file() and _KB_ID.fullmatch(folder.name):
-                found.append(self._read_info(folder))
+                try:
+                    found.append(self._read_info(folder))
+                except KnowledgeBaseCorrupt:  # one broken kb.json must not hide the others
+                    log.exception("knowledge base %s is skipped", folder.name)
         return found
 
     def get_kb(self, kb_id: str) -> KnowledgeBaseInfo:
@@ -166,7 +176,10 @@ class FolderCatalog:
             created = datetime.fromtimestamp((folder / DB_NAME).stat().st_mtime, UTC)
             return KnowledgeBaseInfo(kb_id, kb_id, "auto", created)
         if not (folder / SETTINGS_FILE).is_file():
-            raise NotFound(f"No knowledge base {kb_id!r} - GET /api/kbs lists them, POST /api/kbs creates one")
+            raise NotFound(
+                f"No knowledge base {kb_id!r} - list them with GET /api/kbs or `rag kb list`, create one with "
+                f"POST /api/kbs or `rag kb create`"
+            )
         return self._read_info(folder)
 
     def create_kb(
@@ -180,12 +193,18 @@ class FolderCatalog:
         _check_language(language)
         folder = self.root / kb_id
         info = KnowledgeBaseInfo(kb_id, name.strip() or kb_id, language, datetime.now(UTC), dict(settings or {}))
+        taken = Conflict(f"A knowledge base with id {kb_id!r} already exists - choose another id")
+        if folder.exists():
+            raise taken
+        # built aside and renamed into place: a crash half-way leaves no half knowledge base under its id
+        draft = self.root / f".creating-{kb_id}-{uuid.uuid4().hex[:8]}"
+        (draft / FILES).mkdir(parents=True)
+        self._write_info(draft, info)
         try:
-            folder.mkdir()
-        except FileExistsError:
-            raise Conflict(f"A knowledge base with id {kb_id!r} already exists - choose another id") from None
-        (folder / FILES).mkdir()
-        self._write_info(folder, info)
+            os.rename(draft, folder)
+        except OSError:
+            shutil.rmtree(draft, ignore_errors=True)
+            raise taken from None
         return info
 
     def update_kb(
@@ -196,14 +215,15 @@ class FolderCatalog:
         language: str | None = None,
         settings: Mapping[str, Any] | None = None,
     ) -> KnowledgeBaseInfo:
-        info = self.get_kb(kb_id)
-        if name is not None:
-            info.name = name.strip() or kb_id
-        if language is not None:
-            info.language = _check_language(language)
-        if settings is not None:
-            info.settings = dict(settings)
-        self._write_info(self._folder(kb_id), info)
+        with self._lock:
+            info = self.get_kb(kb_id)
+            if name is not None:
+                info.name = name.strip() or kb_id
+            if language is not None:
+                info.language = _check_language(language)
+            if settings is not None:
+                info.settings = dict(settings)
+            self._write_info(self._folder(kb_id), info)
         return info
 
     def delete_kb(self, kb_id: str) -> None:
@@ -211,10 +231,11 @@ class FolderCatalog:
             raise Conflict("This server serves one knowledge base (--kb DIR); delete its folder to remove it")
         folder = self._folder(kb_id)
         self.get_kb(kb_id)
-        # renamed first (atomic): a crash half-way through the deletion leaves no half knowledge base listed
+        # its keys first (a crash after this leaves no key that could reach a new knowledge base of the same id),
+        # then the folder, renamed (atomic) before it is removed; leftovers are removed at the next start
+        self._db.forget_kb(kb_id)
         trash = self.root / f".deleted-{kb_id}-{uuid.uuid4().hex[:8]}"
         os.replace(folder, trash)
-        self._db.forget_kb(kb_id)
         shutil.rmtree(trash, ignore_errors=True)
 
     def kb_path(self, kb_id: str) -> Path:
@@ -281,11 +302,13 @@ class FolderCatalog:
 
     @staticmethod
     def _read_info(folder: Path) -> KnowledgeBaseInfo:
-        file = folder / SETTINGS_FILE
+        """The knowledge base described by `folder/kb.json`; its id is always the folder's name."""
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
+            data = json.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or not isinstance(data.get("settings", {}), dict):
+                raise ValueError("not a JSON object with a `settings` object")
             return KnowledgeBaseInfo(
-                id=folder.name if data.get("id") is None else str(data["id"]),
+                id=folder.name,
                 name=str(data.get("name") or folder.name),
                 language=str(data.get("language") or "auto"),
                 created_at=datetime.fromisoformat(data["created_at"]),
@@ -293,7 +316,8 @@ class FolderCatalog:
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise KnowledgeBaseCorrupt(
-                f"{file} cannot be read ({exc}) - fix the JSON (id, name, language, created_at, settings)"
+                f"knowledge base {folder.name!r}: its {SETTINGS_FILE} cannot be read ({exc}) - fix the JSON "
+                f"(name, language, created_at, settings)"
             ) from exc
 
     @staticmethod
@@ -305,8 +329,13 @@ class FolderCatalog:
             "created_at": info.created_at.isoformat(),
             "settings": info.settings,
         }
-        tmp = folder / f".{SETTINGS_FILE}.tmp"
-        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+        tmp = folder / f".{SETTINGS_FILE}.{uuid.uuid4().hex[:8]}.tmp"
+        # only the server's user may read it: the settings may hold an LLM key
+        handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with open(handle, "w", encoding="utf-8") as out:
+            out.write(json.dumps(data, ensure_ascii=False, indent=2))
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, folder / SETTINGS_FILE)
 
 

@@ -81,6 +81,18 @@ class KnowledgeBase:
         return (Path(path) / DB_NAME).is_file()
 
     @classmethod
+    def counts_at(cls, path: Path | str) -> dict[str, int]:
+        """Documents, files and chunks of the knowledge base at `path` (zeros before anything was ingested),
+        read without loading its indexes."""
+        if not cls.exists(path):
+            return {"documents": 0, "files": 0, "chunks": 0}
+        store = ChunkStore.connect(Path(path))
+        try:
+            return store.counts()
+        finally:
+            store.close()
+
+    @classmethod
     def open(
         cls, path: Path | str, *, embedding_model: str | None = None, ef_search: int = 128, nprobe: int = 16
     ) -> KnowledgeBase:

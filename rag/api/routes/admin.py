@@ -3,18 +3,16 @@ configured key these endpoints are disabled (403), never open."""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Security
-from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from rag.api.auth import matches_any
 from rag.api.dependencies import ServicesDep, SettingsDep
 from rag.api.schemas import error_responses
-from rag.conversations.analytics import compute_stats, parse_since
+from rag.api.validation import DATE_SCHEMA, date_param
+from rag.conversations.analytics import compute_stats
 from rag.core.errors import ConfigurationError
 
 _KEY_HEADER = APIKeyHeader(name="X-API-Key", scheme_name="AdminKey", auto_error=False, description="RAG_ADMIN_API_KEY")
@@ -39,27 +37,6 @@ def require_admin(
 router = APIRouter(
     prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)], responses=error_responses(401, 403)
 )
-
-# RFC 3339 full-date or date-time, the two formats the OpenAPI document declares for `since`
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_DATE_TIME = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})", re.IGNORECASE
-)
-DATE_SCHEMA = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
-
-
-def date_param(value: str | None, name: str = "since") -> datetime | None:
-    """A date or date-time query parameter as an aware UTC datetime; 422 naming the accepted forms otherwise."""
-    if value is None:
-        return None
-    problem = f"must be a date such as 2026-11-01 or a date-time such as 2026-11-01T09:30:00Z, got {value!r}"
-    invalid = RequestValidationError([{"loc": ("query", name), "msg": problem, "type": "value_error"}])
-    if not (_DATE.fullmatch(value) or _DATE_TIME.fullmatch(value)):
-        raise invalid
-    try:
-        return parse_since(value.upper()).astimezone(UTC)
-    except (ValueError, OverflowError):  # no such day, or a zone offset that leaves the calendar (year 0 or 10000)
-        raise invalid from None
 
 
 @router.get(

@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field
 
 from rag.api.access import scoped
 from rag.api.dependencies import KnowledgeBasesDep
-from rag.api.routes.admin import DATE_SCHEMA, date_param
 from rag.api.schemas import error_responses
+from rag.api.validation import DATE_SCHEMA, date_param
 from rag.conversations.export import EXCEL_BOM, turns_csv
 from rag.conversations.store import ConversationQuery, ConversationStore, Feedback, StoredMessage
 from rag.core.errors import ConfigurationError, NotFound
@@ -194,10 +194,10 @@ def get_conversation(kb: str, conversation_id: str, kbs: KnowledgeBasesDep) -> C
     summary="Erase one conversation for good: its turns, feedback and any handoff notice not yet sent",
 )
 def erase_conversation(kb: str, conversation_id: str, kbs: KnowledgeBasesDep) -> Response:
-    if kbs.notifier is not None:
-        kbs.notifier.forget({conversation_id})
     if not _store(kbs).delete_conversation(conversation_id, kb_id=kb):
         raise NotFound(f"No conversation {conversation_id!r} in knowledge base {kb!r}")
+    if kbs.notifier is not None:
+        kbs.notifier.forget({conversation_id})
     return Response(status_code=204)
 
 
@@ -212,9 +212,9 @@ def erase_customer(kb: str, customer_id: str, kbs: KnowledgeBasesDep) -> Erased:
     store = _store(kbs)
     found = store.conversations(ConversationQuery(kb_id=kb, customer_id=customer_id, limit=1_000_000))
     ids = {c.conversation_id for c in found.items}
+    turns = store.delete_customer(customer_id, kb_id=kb)
     if kbs.notifier is not None and ids:
         kbs.notifier.forget(ids)
-    turns = store.delete_customer(customer_id, kb_id=kb)
     return Erased(conversations=len(ids), turns=turns)
 
 

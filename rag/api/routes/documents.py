@@ -121,9 +121,16 @@ def upload(
         names.append(name)
     if jobs.waiting() >= jobs.queue_size:
         raise QueueFull(f"{jobs.waiting()} ingest jobs are waiting - retry when some have finished")
-    for file, name in zip(files, names, strict=True):
-        kbs.catalog.save_file(kb, name, file.file)
-    return _submit(jobs, kb, "ingest", names)
+    saved: list[str] = []
+    try:
+        for file, name in zip(files, names, strict=True):
+            kbs.catalog.save_file(kb, name, file.file)
+            saved.append(name)
+        return _submit(jobs, kb, "ingest", names)
+    except Exception as exc:  # what was saved is reported failed, never left "queued" with no job
+        for name in saved:
+            kbs.catalog.set_file_state(kb, name, "failed", f"not ingested: {exc}")
+        raise
 
 
 @router.get(

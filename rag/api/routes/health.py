@@ -11,6 +11,8 @@ router = APIRouter(tags=["health"])
 @router.get("/health", summary="Liveness and what the bot is serving")
 def health(services: ServicesDep) -> dict:
     kb = services.kb.stats() if services.kb is not None else {}
+    if services.kbs is not None and services.kb is None:  # several knowledge bases (RAG_KB_ROOT)
+        return {"status": "ok", "version": __version__, "knowledge_bases": len(services.kbs.list())}
     return {
         "status": "ok",
         "version": __version__,

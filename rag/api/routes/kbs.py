@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, HTTPException, Response
 from rag.api.access import CallerDep, require_admin, scoped
 from rag.api.dependencies import KnowledgeBasesDep
 from rag.api.kb_schemas import (
+    MASK,
     KeyCreate,
     KeyCreated,
     KeyList,
@@ -16,9 +17,11 @@ from rag.api.kb_schemas import (
     KnowledgeBaseOut,
     KnowledgeBaseUpdate,
     overrides,
+    set_only,
 )
 from rag.api.schemas import error_responses
 from rag.core.errors import NotFound
+from rag.core.settings import ADMIN_ONLY_SETTINGS, SECRET_SETTINGS
 from rag.wiring import KnowledgeBases
 
 router = APIRouter(prefix="/api", tags=["knowledge bases"], responses=error_responses(401, 403, 422, 503))
@@ -26,7 +29,7 @@ _KB = error_responses(404, s404="No such knowledge base")
 
 
 def _out(kbs: KnowledgeBases, kb_id: str) -> KnowledgeBaseOut:
-    return KnowledgeBaseOut.of(kbs.info(kb_id), kbs.kb(kb_id).store.counts())
+    return KnowledgeBaseOut.of(kbs.info(kb_id), kbs.counts(kb_id))
 
 
 def _unprocessable(exc: ValueError) -> HTTPException:
@@ -43,7 +46,7 @@ def _unprocessable(exc: ValueError) -> HTTPException:
 )
 def create_kb(body: KnowledgeBaseCreate, kbs: KnowledgeBasesDep) -> KnowledgeBaseOut:
     try:
-        kbs.create(body.id, body.name, body.language, overrides(body.settings))
+        kbs.create(body.id, body.name, body.language, set_only(overrides(body.settings)))
     except ValueError as exc:
         raise _unprocessable(exc) from exc
     return _out(kbs, body.id)
@@ -68,9 +71,19 @@ def get_kb(kb: str, caller: CallerDep, kbs: KnowledgeBasesDep) -> KnowledgeBaseO
     summary="Change a knowledge base's name, language or settings (effective at once)",
     responses=_KB | error_responses(400, 413, 422),
 )
-def update_kb(kb: str, body: KnowledgeBaseUpdate, kbs: KnowledgeBasesDep) -> KnowledgeBaseOut:
+def update_kb(kb: str, body: KnowledgeBaseUpdate, kbs: KnowledgeBasesDep, caller: CallerDep) -> KnowledgeBaseOut:
+    patch = overrides(body.settings)
+    new = None
+    if patch is not None:
+        current = kbs.info(kb).settings
+        # a secret comes back from GET as ******** - sent back unchanged, it keeps its value
+        patch = {k: current.get(k) if k in SECRET_SETTINGS and v == MASK else v for k, v in patch.items()}
+        new = {k: v for k, v in (current | patch).items() if v is not None}  # null: back to the server's value
+        changed = sorted(name for name in ADMIN_ONLY_SETTINGS if new.get(name) != current.get(name))
+        if changed and not caller.admin:
+            raise HTTPException(403, f"Only RAG_ADMIN_API_KEY may change {', '.join(changed)}")
     try:
-        kbs.update(kb, name=body.name, language=body.language, overrides=overrides(body.settings))
+        kbs.update(kb, name=body.name, language=body.language, overrides=new)
     except ValueError as exc:
         raise _unprocessable(exc) from exc
     return _out(kbs, kb)

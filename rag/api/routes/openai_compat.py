@@ -26,7 +26,7 @@ from rag.api.schemas import COMPLETION_EVENT, ChatResponse, error_responses, eve
 from rag.api.sse import error_payload, sse_event, sse_response
 from rag.api.validation import Question, Text, question_problems, raise_if
 from rag.chat.service import ChatEvent, final_answer
-from rag.core.errors import RagError
+from rag.core.errors import NotFound, RagError
 from rag.core.settings import Settings
 from rag.core.types import Answer
 from rag.wiring import Services
@@ -42,10 +42,11 @@ def require_api_key(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
 ) -> None:
     """One of RAG_API_KEYS (every knowledge base), or a knowledge base's key with the chat scope (that one only);
-    without RAG_API_KEYS, a request with no key is served too."""
+    without RAG_API_KEYS, a request with no key is served too - from the default knowledge base only, as /chat."""
     given = bearer.credentials.strip() if bearer else ""
     key = services.kbs.catalog.db.verify_key(given) if given and services.kbs is not None else None
     request.state.kb_key = key
+    request.state.every_kb = bool(settings.api_keys) and key is None and matches_any(given, settings.api_keys)
     if key is not None:
         if "chat" not in key.scopes:
             raise HTTPException(403, f"This key may not ask questions of knowledge base {key.kb_id!r} (chat scope)")
@@ -62,10 +63,15 @@ def model_ids(request: Request, services: Services, settings: Settings) -> list[
     """The models this caller may use: the knowledge bases (RAG_KB_ROOT), or the one knowledge base served."""
     key = getattr(request.state, "kb_key", None)
     if services.kbs is None or settings.kb_root is None:
-        ids = [settings.model_id()]
-    else:
-        ids = [info.id for info in services.kbs.list()]
-    return [kb_id for kb_id in ids if key is None or key.kb_id == kb_id]
+        return [settings.model_id()]
+    if key is not None:
+        return [key.kb_id]
+    if getattr(request.state, "every_kb", False):
+        return [info.id for info in services.kbs.list()]
+    try:
+        return [services.kbs.default_id()]  # an open /v1 reaches what the open /chat reaches
+    except NotFound:
+        return []
 
 
 router = APIRouter(

@@ -79,10 +79,11 @@ def test_knowledge_base_lifecycle(client, root):
     response = client.post("/api/kbs", json=bad_settings, headers=ADMIN)
     assert response.status_code == 422 and "min_score" in response.json()["error"]["message"]
     unknown = client.post("/api/kbs", json={"id": "badset", "name": "x", "settings": {"kb_dir": "/"}}, headers=ADMIN)
-    assert unknown.status_code == 422 and "not per-knowledge-base" in unknown.json()["error"]["message"]
+    assert unknown.status_code == 422 and "settings.kb_dir" in unknown.json()["error"]["message"]
     assert not (root / "badset").exists()
 
-    changed = client.patch("/api/kbs/lifecycle", json={"name": "Renamed", "settings": {}}, headers=ADMIN)
+    reset = {"name": "Renamed", "settings": {"min_score": None, "llm_api_key": None}}  # null: the server's value
+    changed = client.patch("/api/kbs/lifecycle", json=reset, headers=ADMIN)
     assert changed.status_code == 200 and changed.json()["name"] == "Renamed" and changed.json()["settings"] == {}
     ids = [kb["id"] for kb in client.get("/api/kbs", headers=ADMIN).json()["data"]]
     assert "lifecycle" in ids
@@ -266,3 +267,49 @@ def test_a_knowledge_base_allows_its_own_origins(client):
         "/api/kbs/closed/chat", json={"question": "hello?"}, headers={**ADMIN, "Origin": "https://shop.example.com"}
     )
     assert "access-control-allow-origin" not in refused.headers
+
+
+def test_a_question_without_words_is_answered_in_the_knowledge_bases_language(client):
+    make_kb(client, "zh-shop", language="zh")
+    upload(client, "zh-shop", ("gift.md", GIFT_DOC))
+    declined = ask(client, "zh-shop", "#58213 ???")
+    assert declined["language"] == "zh" and declined["answer"] == Settings(_env_file=None).fallback_message_zh
+    assert ask(client, "zh-shop", "How much does gift wrapping cost?")["language"] == "en"
+
+
+def test_a_manage_key_cannot_redirect_questions_or_relax_privacy(client, root):
+    make_kb(client, "tenant", settings={"llm_api_key": "sk-tenant", "fallback_message": "Hold on."})
+    key = client.post("/api/kbs/tenant/keys", json={"scopes": ["manage"]}, headers=ADMIN).json()["key"]
+    manage = {"Authorization": f"Bearer {key}"}
+    shown = client.get("/api/kbs/tenant", headers=manage).json()["settings"]
+    assert shown["llm_api_key"] == "********"
+    # sent back as shown, a secret keeps its value; other settings change
+    kept = client.patch(
+        "/api/kbs/tenant", json={"settings": {**shown, "fallback_message": "One moment."}}, headers=manage
+    )
+    assert kept.status_code == 200, kept.text
+    stored = (root / "tenant" / "kb.json").read_text(encoding="utf-8")
+    assert "sk-tenant" in stored and "One moment." in stored
+    assert oct((root / "tenant" / "kb.json").stat().st_mode & 0o777) == "0o600"
+    for change in ({"llm_base_url": "http://attacker.example/v1"}, {"redact_pii": False, "retention_days": None}):
+        refused = client.patch(
+            "/api/kbs/tenant", json={"settings": {**shown, **change, "redact_pii": True}}, headers=manage
+        )
+        assert refused.status_code == 403 and "RAG_ADMIN_API_KEY" in refused.json()["error"]["message"], change
+
+
+def test_without_a_key_v1_reaches_only_the_default_knowledge_base(client):
+    make_kb(client, "zz-private")
+    ids = sorted(kb["id"] for kb in client.get("/api/kbs", headers=ADMIN).json()["data"])
+    assert [m["id"] for m in client.get("/v1/models").json()["data"]] == [ids[0]]  # what the open /chat answers from
+    private = {"model": "zz-private", "messages": [{"role": "user", "content": "How much is gift wrapping?"}]}
+    assert client.post("/v1/chat/completions", json=private).status_code == 404
+
+
+def test_a_broken_kb_json_hides_only_its_own_knowledge_base(client, root):
+    make_kb(client, "broken")
+    (root / "broken" / "kb.json").write_text("[]", encoding="utf-8")
+    ids = [kb["id"] for kb in client.get("/api/kbs", headers=ADMIN).json()["data"]]
+    assert "broken" not in ids and ids
+    response = client.get("/api/kbs/broken", headers=ADMIN)
+    assert response.status_code == 503 and str(root) not in response.json()["error"]["message"]
