@@ -14,19 +14,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rag.chat.curated import CuratedMatcher
+from rag.chat.curated import AnswerSource, CuratedMatcher, WithDraft
 from rag.chat.handoff import WebhookNotifier
 from rag.chat.service import ChatService
 from rag.conversations.sql_store import SQLAlchemyConversationStore
 from rag.conversations.store import ConversationStore
 from rag.core.errors import ConfigurationError, Conflict, KnowledgeBaseNotFound, NotFound
 from rag.core.settings import Settings
+from rag.core.types import Answer
 from rag.generation.protocol import Generator
 from rag.jobs.retention import RetentionSweeper
 from rag.jobs.runner import JobRunner
 from rag.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, Retriever
 from rag.store.catalog import Catalog, FolderCatalog, KnowledgeBaseInfo
-from rag.store.curated import SQLiteCuratedAnswers
+from rag.store.curated import CuratedAnswer, SQLiteCuratedAnswers
 from rag.store.embedders import Embedder, SentenceTransformerEmbedder
 from rag.store.knowledge_base import KnowledgeBase
 from rag.text.lexical import bm25_tokens
@@ -245,6 +246,21 @@ class KnowledgeBases:
                     default_language=None if language == "auto" else language,
                 )
             return served.chat
+
+    def try_question(self, kb_id: str, question: str, draft: CuratedAnswer | None = None) -> Answer:
+        """How the knowledge base would answer `question`, with `draft` among its curated answers (in place of the
+        one with its id), without storing the turn or notifying anyone."""
+        settings = self.settings_for(kb_id)
+        source: AnswerSource = self.curated(kb_id) if draft is None else WithDraft(self.curated(kb_id), draft)
+        matcher = CuratedMatcher(
+            source,
+            self.embedder,
+            min_score=settings.curated_min_score,
+            min_score_zh=settings.curated_min_score_zh,
+            dense_languages=settings.dense_languages,
+        )
+        chat = create_chat_service(settings, self._serve(kb_id).retriever, kb_id=kb_id, curated=matcher)
+        return chat.answer(question)
 
     def curated(self, kb_id: str) -> SQLiteCuratedAnswers:
         """The knowledge base's curated answers (created empty on first use)."""

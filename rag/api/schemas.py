@@ -146,6 +146,8 @@ class ChatResponse(BaseModel):
         default_factory=list,
         description="Up to three documents on the same topic that the answer did not cite (none when declining).",
     )
+    mood: str = Field("calm", description="How upset the customer sounds: calm, annoyed or frustrated.")
+    topic: str = Field("", description="The title of the document the answer drew on.")
 
     @classmethod
     def from_answer(cls, a: Answer) -> ChatResponse:

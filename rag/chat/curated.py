@@ -20,13 +20,14 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import numpy as np
 
 from rag.core.types import Answer, Citation, Usage
 from rag.generation.citations import snippet
 from rag.generation.extractive import question_parts
-from rag.store.curated import CuratedAnswer, CuratedAnswers
+from rag.store.curated import CuratedAnswer
 from rag.store.embedders import Embedder
 from rag.text.lexical import terms
 
@@ -66,6 +67,29 @@ class _Snapshot:
     asked: frozenset[str]  # every term of every entry's question and phrasings
 
 
+class AnswerSource(Protocol):
+    """What matching reads of a store of curated answers."""
+
+    def list(self, enabled_only: bool = False) -> list[CuratedAnswer]: ...
+
+    def version(self) -> int: ...
+
+
+@dataclass
+class WithDraft:
+    """The curated answers with one draft among them, in place of the answer it edits (the console's "try it"
+    before publishing)."""
+
+    answers: AnswerSource
+    draft: CuratedAnswer
+
+    def list(self, enabled_only: bool = False) -> list[CuratedAnswer]:
+        return [a for a in self.answers.list(enabled_only) if a.id != self.draft.id] + [self.draft]
+
+    def version(self) -> int:
+        return self.answers.version()
+
+
 class CuratedMatcher:
     """`match(question, language)`: the curated answer the question asks for, or None.
 
@@ -75,7 +99,7 @@ class CuratedMatcher:
 
     def __init__(
         self,
-        answers: CuratedAnswers,
+        answers: AnswerSource,
         embedder: Embedder | None,
         *,
         min_score: float,

@@ -23,6 +23,7 @@ from rag.chat.followups import PastQuestion, needs_context, rewrite_heuristic
 from rag.chat.holdback import hold_back_marker
 from rag.chat.intents import asks_for_human
 from rag.chat.related import related_documents
+from rag.chat.tags import Mood, mood, topic
 from rag.conversations.store import ConversationStore, StoredMessage
 from rag.core.errors import ContextOverflow, RagError
 from rag.core.settings import Settings
@@ -132,9 +133,18 @@ class ChatService:
         if self.default_language and not _has_words(question):  # "???", "👍", an order number alone
             language = self.default_language
         ids = dict(conversation_id=conversation_id or uuid.uuid4().hex, message_id=uuid.uuid4().hex)
+        feeling = self._mood(question, ids["conversation_id"], history)
         for event in self._events(question, language, ids, started, top_k, filters, history):
             if event[0] == "answer":
-                self._record(event[1], customer_id)
+                answer = event[1]
+                answer.mood = feeling.level
+                answer.topic = topic([c.title for c in answer.citations], question)
+                if feeling.level == "frustrated" and answer.answered:
+                    # a frustrated customer is offered a person now, not after another miss
+                    offer = "\n\n" + str(self.settings.localized("frustrated_offer", language))
+                    answer.answer += offer
+                    yield ("delta", offer)
+                self._record(answer, customer_id)
             yield event
 
     def _events(
@@ -316,6 +326,19 @@ class ChatService:
             except RagError:
                 log.warning("LLM rewriting failed; using the heuristic", exc_info=True)
         return rewrite_heuristic(question, past, force=force)
+
+    def _mood(self, question: str, conversation_id: str, history: list[tuple[str, str]] | None) -> Mood:
+        """How upset the customer sounds, from this question, the earlier ones and how often the bot declined."""
+        if history is not None:
+            return mood(question, [q for q, _ in history[-HISTORY_TURNS:]])
+        if self.store is None:
+            return mood(question)
+        try:
+            turns = self.store.history(conversation_id, limit=HISTORY_TURNS, kb_id=self.kb_id or None)
+        except RagError:
+            return mood(question)
+        declined = sum(not t.answered and t.decline_reason != "customer_request" for t in turns)
+        return mood(question, [t.question for t in turns], declined)
 
     def _record(self, answer: Answer, customer_id: str | None = None) -> None:
         if self.store is not None:

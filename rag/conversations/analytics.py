@@ -26,6 +26,7 @@ class QuestionGroup:
     question: str  # the most typical wording
     count: int
     examples: list[str] = field(default_factory=list)
+    wordings: list[str] = field(default_factory=list, repr=False)  # every question of the group, as asked
 
 
 @dataclass
@@ -45,7 +46,10 @@ class Stats:
     top_unanswered: list[QuestionGroup]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        for group in out["top_unanswered"]:
+            group.pop("wordings")
+        return out
 
 
 def parse_since(value: str) -> datetime:
@@ -181,7 +185,9 @@ def _group(questions: Sequence[str], embedder: Embedder | None, threshold: float
         else:
             name = max(members, key=lambda k: len(distinct[k]))
             name = distinct[name][0]
-        out.append(QuestionGroup(question=name, count=len(wordings), examples=sorted(set(wordings))[:5]))
+        out.append(
+            QuestionGroup(question=name, count=len(wordings), examples=sorted(set(wordings))[:5], wordings=wordings)
+        )
     return out
 
 

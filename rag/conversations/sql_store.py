@@ -94,6 +94,8 @@ _messages = sa.Table(
     # nullable or have a server default.
     sa.Column("kb_id", sa.String, nullable=False, server_default=""),
     sa.Column("customer_id", sa.String),
+    sa.Column("mood", sa.String, nullable=False, server_default=""),
+    sa.Column("topic", sa.Text, nullable=False, server_default=""),
     sa.Index("ix_chat_messages_conversation", "conversation_id", "created_at"),  # history()
     sa.Index("ix_chat_messages_created_at", "created_at"),  # messages(since), conversation_count(since)
     sa.Index("ix_chat_messages_kb_created_at", "kb_id", "created_at"),  # the same for one knowledge base
@@ -469,6 +471,8 @@ def _turn_filters(query: ConversationQuery) -> list[sa.ColumnElement[bool]]:
     some_turn: list[sa.ColumnElement[bool]] = []
     if query.language is not None:
         some_turn.append(o.language == query.language)
+    if query.mood is not None:
+        some_turn.append(o.mood == query.mood)
     if query.customer_id is not None:
         some_turn.append(o.customer_id == query.customer_id)
     if query.text:

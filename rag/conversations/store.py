@@ -47,6 +47,8 @@ class StoredMessage:
     # Last and defaulted, so turns built before knowledge bases existed still construct: "" is the default KB.
     kb_id: str = ""
     customer_id: str | None = None  # the customer's id in the caller's own systems, for erasure requests
+    mood: str = ""  # calm, annoyed or frustrated ("" before tags existed)
+    topic: str = ""  # the title of the document the answer drew on
 
     @classmethod
     def from_answer(
@@ -73,6 +75,8 @@ class StoredMessage:
             decline_reason=answer.decline_reason,
             kb_id=kb_id,
             customer_id=customer_id,
+            mood=answer.mood,
+            topic=answer.topic,
         )
 
 
@@ -95,6 +99,7 @@ class ConversationQuery:
     handed_off: bool | None = None  # True: some turn handed off to a person; False: none did
     feedback: FeedbackFilter | None = None  # "up"/"down": some turn rated so; "any": some rating; "none": no rating
     language: str | None = None  # some turn in this language
+    mood: str | None = None  # some turn in this mood (calm, annoyed, frustrated)
     since: datetime | None = None  # last turn at or after
     until: datetime | None = None  # first turn before
     text: str | None = None  # case-insensitive substring of any question or answer (% and _ match themselves)

@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     fallback_message_zh: str = Field("抱歉，我们的资料中没有找到相关信息。我将为您转接人工客服。", min_length=1)
     handoff_message: str = Field("Of course - I'm connecting you with a member of our team now.", min_length=1)
     handoff_message_zh: str = Field("好的，正在为您转接人工客服。", min_length=1)
+    # Added to an answer when the customer sounds frustrated (rag.chat.tags): a person is offered at once.
+    frustrated_offer: str = Field(
+        "I'm sorry this has been frustrating. If you'd rather talk to a person, just say \"talk to a person\".",
+        min_length=1,
+    )
+    frustrated_offer_zh: str = Field("给您带来不便，非常抱歉。如需人工客服，请回复“转人工”。", min_length=1)
     # An FAQ-sheet row this similar to the question (cosine), containing every content word of the question,
     # is answered verbatim with no model call; on stackfaq that is 8% of questions at 0.990 precision
     # (benchmarks/calibrate_decline.py).
@@ -301,6 +307,8 @@ KB_OVERRIDABLE: tuple[str, ...] = (
     "fallback_message_zh",
     "handoff_message",
     "handoff_message_zh",
+    "frustrated_offer",
+    "frustrated_offer_zh",
     "faq_min_score",
     "curated_min_score",
     "curated_min_score_zh",

@@ -180,6 +180,8 @@ class Answer:
     decline_reason: str | None = None  # low_retrieval_score, model_declined, ungrounded, no_passages, customer_request
     rewritten_query: str | None = None  # the standalone question retrieval used, when it differs
     related: list[Related] = field(default_factory=list)  # up to a few uncited documents on the same topic
+    mood: str = "calm"  # calm, annoyed or frustrated (rag.chat.tags)
+    topic: str = ""  # the title of the document it drew on, "" when none
 
     def to_dict(self, *, passages: bool = False) -> dict[str, Any]:
         """The answer as JSON-ready data: the one shape the HTTP API, the OpenAI-compatible extras and
@@ -199,6 +201,8 @@ class Answer:
             "message_id": self.message_id,
             "rewritten_query": self.rewritten_query,
             "related": [asdict(r) for r in self.related],
+            "mood": self.mood,
+            "topic": self.topic,
         }
         if passages:
             out["passages"] = [p.to_dict() for p in self.passages]

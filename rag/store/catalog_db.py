@@ -3,6 +3,7 @@
     files   one row per uploaded file: its state (queued, ingesting, ingested, failed) and failure reason
     jobs    one row per ingest job: state, progress, each file's failure
     keys    one row per API key: its knowledge base, scopes and the SHA-256 of its secret (never the secret)
+    sessions  one row per console sign-in: the SHA-256 of its cookie, its key (or the admin key's hash), CSRF token
 
 One connection shared by a server's threads under a lock; WAL, so the CLI and the server may both use it.
 """
@@ -19,7 +20,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, cast
 
@@ -66,6 +67,13 @@ CREATE TABLE IF NOT EXISTS keys (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS keys_kb ON keys(kb_id);
+CREATE TABLE IF NOT EXISTS sessions (
+    token_sha256 TEXT PRIMARY KEY,
+    key_id TEXT,
+    admin_sha256 TEXT,
+    csrf TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
 """
 
 
@@ -127,6 +135,17 @@ class ApiKey:
     scopes: tuple[str, ...]
     name: str
     created_at: datetime
+
+
+@dataclass
+class Session:
+    """A console sign-in: with a knowledge base's key (`key`) or the admin key (`admin_sha256`, the hash of the admin
+    key it was opened with, so that changing the admin key ends it)."""
+
+    key: ApiKey | None
+    admin_sha256: str | None
+    csrf: str
+    expires_at: datetime
 
 
 class CatalogDatabase:
@@ -230,7 +249,7 @@ class CatalogDatabase:
         with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?)",
-                (key_id, kb_id, name, json.dumps(record.scopes), _hash(secret), record.created_at.isoformat()),
+                (key_id, kb_id, name, json.dumps(record.scopes), secret_hash(secret), record.created_at.isoformat()),
             )
         return record, f"rk_{key_id}_{secret}"
 
@@ -242,6 +261,43 @@ class CatalogDatabase:
         with self._transaction() as conn:
             return conn.execute("DELETE FROM keys WHERE kb_id = ? AND id = ?", (kb_id, key_id)).rowcount > 0
 
+    # ---- console sessions --------------------------------------------------------------------------------
+    def add_session(self, key: ApiKey | None, admin_sha256: str | None, hours: float) -> tuple[str, Session]:
+        """A new session (its cookie value, shown once, and the record), for `key` or for the admin key."""
+        token, now = secrets.token_urlsafe(32), datetime.now(UTC)
+        session = Session(key, admin_sha256, secrets.token_urlsafe(24), now + timedelta(hours=hours))
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM sessions WHERE expires_at < ?", (now.isoformat(),))
+            conn.execute(
+                "INSERT INTO sessions VALUES (?, ?, ?, ?, ?)",
+                (
+                    secret_hash(token),
+                    key.id if key else None,
+                    admin_sha256,
+                    session.csrf,
+                    session.expires_at.isoformat(),
+                ),
+            )
+        return token, session
+
+    def session(self, token: str) -> Session | None:
+        """The live session of a cookie value; None when unknown, expired, or its key was revoked."""
+        rows = self._rows(
+            "SELECT s.key_id, s.admin_sha256, s.csrf, s.expires_at, k.id, k.kb_id, k.scopes, k.name, k.created_at "
+            "FROM sessions s LEFT JOIN keys k ON k.id = s.key_id WHERE s.token_sha256 = ?",
+            (secret_hash(token),),
+        )
+        if not rows:
+            return None
+        key_id, admin, csrf, expires, *key = rows[0]
+        if datetime.fromisoformat(expires) < datetime.now(UTC) or (key_id is not None and key[0] is None):
+            return None
+        return Session(_key(tuple(key)) if key_id else None, admin, csrf, datetime.fromisoformat(expires))
+
+    def end_session(self, token: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM sessions WHERE token_sha256 = ?", (secret_hash(token),))
+
     def verify_key(self, given: str) -> ApiKey | None:
         """The key record `given` is the secret of, or None. The secret's hash is compared in constant time,
         and an unknown id costs the same comparison, so timing tells nothing about which part was wrong."""
@@ -249,12 +305,13 @@ class CatalogDatabase:
         key_id, secret = match.groups() if match else ("", given)
         rows = self._rows("SELECT id, kb_id, scopes, name, created_at, secret_sha256 FROM keys WHERE id = ?", (key_id,))
         stored = rows[0][5] if rows else _NO_KEY_HASH
-        if hmac.compare_digest(_hash(secret), stored) and rows and match:
+        if hmac.compare_digest(secret_hash(secret), stored) and rows and match:
             return _key(rows[0][:5])
         return None
 
 
-def _hash(secret: str) -> str:
+def secret_hash(secret: str) -> str:
+    """The SHA-256 of a secret, as stored (keys, sessions)."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from rag.core.errors import NotFound, RagError
+from rag.core.errors import Conflict, NotFound, RagError
 from rag.text.language import detect_language
 
 DB_NAME = "curated.sqlite"
@@ -67,6 +67,10 @@ class InvalidCuratedAnswer(RagError, ValueError):
     def __init__(self, field: str, message: str):
         self.field = field
         super().__init__(message)
+
+
+class DuplicateCuratedAnswer(Conflict):
+    """Another curated answer has the same question."""
 
 
 class CuratedAnswerNotFound(NotFound):
@@ -125,6 +129,15 @@ class CuratedAnswers(Protocol):
         language: str | None = None,
         enabled: bool | None = None,
     ) -> CuratedAnswer: ...
+
+    def _check_unique(self, question: str, but: str | None = None) -> None:
+        """One curated answer per question (case ignored), so that a CSV export imports back as it was."""
+        for other in self.list():
+            if other.id != but and other.question.casefold() == question.casefold():
+                raise DuplicateCuratedAnswer(
+                    f"Curated answer {other.id} already has the question {other.question!r} - edit that one, or "
+                    f"add this wording to its phrasings"
+                )
 
     def delete(self, answer_id: str) -> bool: ...
 
@@ -217,6 +230,24 @@ def clean_language(language: str, question: str) -> str:
             "language", f"language {language!r} is not supported - use 'en', 'zh', or leave it empty to detect it"
         )
     return value
+
+
+def draft_answer(
+    answer_id: str, question: str, answer: str, phrasings: Sequence[str] = (), language: str = ""
+) -> CuratedAnswer:
+    """A curated answer checked as `add` checks one, but not stored (to try it before publishing)."""
+    question = clean_question(question)
+    now = datetime.now(UTC)
+    return CuratedAnswer(
+        id=answer_id,
+        question=question,
+        answer=clean_answer(answer),
+        phrasings=clean_phrasings(phrasings, question),
+        language=clean_language(language, question),
+        enabled=True,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def new_id() -> str:
@@ -393,6 +424,7 @@ class SQLiteCuratedAnswers:
             updated_at=now,
         )
         with self._write():
+            self._check_unique(question)
             self._insert(entry)
             self._bump()
         return entry
@@ -411,6 +443,7 @@ class SQLiteCuratedAnswers:
         with self._write():
             entry = self.get(answer_id)
             new_question = clean_question(question) if question is not None else entry.question
+            self._check_unique(new_question, but=answer_id)
             changed = CuratedAnswer(
                 id=entry.id,
                 question=new_question,
@@ -424,6 +457,15 @@ class SQLiteCuratedAnswers:
             self._replace(changed)
             self._bump()
         return changed
+
+    def _check_unique(self, question: str, but: str | None = None) -> None:
+        """One curated answer per question (case ignored), so that a CSV export imports back as it was."""
+        for other in self.list():
+            if other.id != but and other.question.casefold() == question.casefold():
+                raise DuplicateCuratedAnswer(
+                    f"Curated answer {other.id} already has the question {other.question!r} - edit that one, or "
+                    f"add this wording to its phrasings"
+                )
 
     def delete(self, answer_id: str) -> bool:
         with self._write():

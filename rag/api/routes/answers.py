@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rag.api.access import scoped
 from rag.api.dependencies import KnowledgeBasesDep
-from rag.api.schemas import error_responses
+from rag.api.schemas import ChatResponse, error_responses
 from rag.api.validation import Text
-from rag.store.curated import CuratedAnswer
+from rag.store.curated import CuratedAnswer, draft_answer
 
 router = APIRouter(
     prefix="/api",
@@ -89,7 +89,7 @@ def list_answers(kb: str, kbs: KnowledgeBasesDep) -> AnswerList:
     status_code=201,
     response_model=AnswerOut,
     summary="Add a curated answer (effective at once)",
-    responses=error_responses(400, 413, 422),
+    responses=error_responses(400, 409, 413, 422, s409="Another curated answer has this question"),
 )
 def create_answer(kb: str, body: AnswerCreate, kbs: KnowledgeBasesDep) -> AnswerOut:
     try:
@@ -139,6 +139,31 @@ def import_answers(
     return ImportResult(added=result.added, updated=result.updated, deleted=result.deleted, problems=result.problems)
 
 
+class TryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    question: Question = Field(..., description="A customer's question.")
+    draft: AnswerCreate | None = Field(None, description="A curated answer not yet published, tried with the others.")
+    replaces: str | None = Field(None, max_length=64, description="The id of the curated answer the draft edits.")
+
+
+@router.post(
+    "/kbs/{kb}/try",
+    response_model=ChatResponse,
+    summary="How the knowledge base answers a question, optionally with a draft curated answer (nothing is stored)",
+    responses=error_responses(400, 413, 422, 502, 504),
+)
+def try_question(kb: str, body: TryRequest, kbs: KnowledgeBasesDep) -> ChatResponse:
+    draft = None
+    if body.draft is not None:
+        d = body.draft
+        try:
+            draft = draft_answer(body.replaces or "draft", d.question, d.answer, d.phrasings, d.language)
+        except ValueError as exc:
+            raise _invalid(exc) from exc
+    return ChatResponse.from_answer(kbs.try_question(kb, body.question, draft))
+
+
 @router.get("/kbs/{kb}/answers/{answer_id}", response_model=AnswerOut, summary="One curated answer")
 def get_answer(kb: str, answer_id: str, kbs: KnowledgeBasesDep) -> AnswerOut:
     return AnswerOut.of(kbs.curated(kb).get(answer_id))
@@ -148,7 +173,7 @@ def get_answer(kb: str, answer_id: str, kbs: KnowledgeBasesDep) -> AnswerOut:
     "/kbs/{kb}/answers/{answer_id}",
     response_model=AnswerOut,
     summary="Change a curated answer (effective at once)",
-    responses=error_responses(400, 413, 422),
+    responses=error_responses(400, 409, 413, 422, s409="Another curated answer has this question"),
 )
 def update_answer(kb: str, answer_id: str, body: AnswerUpdate, kbs: KnowledgeBasesDep) -> AnswerOut:
     try:

@@ -171,6 +171,10 @@ def test_curated_answer_is_returned_verbatim_without_reingest(client):
         headers=ADMIN,
     )
     assert created.status_code == 201, created.text
+    again = client.post(
+        "/api/kbs/curated/answers", json={"question": "is shipping FREE?", "answer": "x"}, headers=ADMIN
+    )
+    assert again.status_code == 409 and created.json()["id"] in again.json()["error"]["message"]
     answer = ask(client, "curated", "do you offer free shipping")
     assert answer["answer"] == text and answer["answered"] and answer["generator"] == "curated"
 
