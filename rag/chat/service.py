@@ -134,7 +134,11 @@ class ChatService:
             language = self.default_language
         ids = dict(conversation_id=conversation_id or uuid.uuid4().hex, message_id=uuid.uuid4().hex)
         feeling = self._mood(question, ids["conversation_id"], history)
-        for event in self._events(question, language, ids, started, top_k, filters, history):
+        events = self._events(question, language, ids, started, top_k, filters, history)
+        if self._agent_has_it(ids["conversation_id"]):  # a person is answering here: the bot stays quiet
+            message = str(self.settings.localized("agent_holding_message", language))
+            events = self._decline(question, language, [], "agent_handling", Usage(), started, ids, message)
+        for event in events:
             if event[0] == "answer":
                 answer = event[1]
                 answer.mood = feeling.level
@@ -327,6 +331,16 @@ class ChatService:
                 log.warning("LLM rewriting failed; using the heuristic", exc_info=True)
         return rewrite_heuristic(question, past, force=force)
 
+    def _agent_has_it(self, conversation_id: str) -> bool:
+        """Whether an agent has claimed this conversation (live handoff) and not resolved it yet."""
+        if self.store is None:
+            return False
+        try:
+            handoff = self.store.handoff(self.kb_id, conversation_id)
+        except RagError:
+            return False
+        return handoff is not None and handoff.state == "claimed"
+
     def _mood(self, question: str, conversation_id: str, history: list[tuple[str, str]] | None) -> Mood:
         """How upset the customer sounds, from this question, the earlier ones and how often the bot declined."""
         if history is not None:
@@ -345,9 +359,11 @@ class ChatService:
             try:
                 stored = StoredMessage.from_answer(answer, datetime.now(UTC), kb_id=self.kb_id, customer_id=customer_id)
                 self.store.add_message(stored)
+                if answer.handoff and answer.decline_reason != "agent_handling":  # into the agents' queue
+                    self.store.open_handoff(self.kb_id, answer.conversation_id, answer.decline_reason)
             except RagError:
                 log.exception("could not store message %s", answer.message_id)
-        if answer.handoff and self.on_handoff is not None:
+        if answer.handoff and answer.decline_reason != "agent_handling" and self.on_handoff is not None:
             try:
                 self.on_handoff(answer.conversation_id, answer)
             except Exception:  # a notifier must never break the reply

@@ -33,15 +33,18 @@ from sqlalchemy.pool import StaticPool
 
 from rag.conversations.store import (
     CUSTOMER_REQUEST,
+    HANDOFF_STATES,
     RATINGS,
+    AgentMessage,
     ConversationPage,
     ConversationQuery,
     ConversationSummary,
     Feedback,
+    Handoff,
     Rating,
     StoredMessage,
 )
-from rag.core.errors import ConfigurationError, DatabaseUnavailable, MessageNotFound
+from rag.core.errors import ConfigurationError, DatabaseUnavailable, MessageNotFound, NotFound
 
 _URL_EXAMPLES = "sqlite:///data/conversations.db or postgresql+psycopg://user:password@host:5432/dbname"
 
@@ -111,6 +114,32 @@ _feedback = sa.Table(
     sa.Column("created_at", _UTCDateTime, nullable=False),
     sa.CheckConstraint("rating IN ('up', 'down')", name="ck_chat_feedback_rating"),
     sa.Index("ix_chat_feedback_created_at", "created_at"),
+)
+
+_handoffs = sa.Table(
+    "chat_handoffs",
+    _metadata,
+    sa.Column("kb_id", sa.String, primary_key=True),
+    sa.Column("conversation_id", sa.String, primary_key=True),
+    sa.Column("state", sa.String, nullable=False),
+    sa.Column("agent", sa.String),
+    sa.Column("reason", sa.String),
+    sa.Column("opened_at", _UTCDateTime, nullable=False),
+    sa.Column("updated_at", _UTCDateTime, nullable=False),
+    sa.CheckConstraint("state IN ('open', 'claimed', 'resolved')", name="ck_chat_handoffs_state"),
+    sa.Index("ix_chat_handoffs_queue", "kb_id", "state", "opened_at"),
+)
+
+_agent_messages = sa.Table(
+    "chat_agent_messages",
+    _metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("kb_id", sa.String, nullable=False),
+    sa.Column("conversation_id", sa.String, nullable=False),
+    sa.Column("agent", sa.String, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("created_at", _UTCDateTime, nullable=False),
+    sa.Index("ix_chat_agent_messages_conversation", "kb_id", "conversation_id", "created_at"),
 )
 
 # Any constant: serialises table creation by several workers starting at once (pg_advisory_xact_lock).
@@ -275,6 +304,68 @@ class SQLAlchemyConversationStore:
     def delete_kb(self, kb_id: str) -> int:
         return self._delete(_messages.c.kb_id == kb_id)
 
+    # ---- live handoff ----------------------------------------------------------------------------------------
+    def open_handoff(self, kb_id: str, conversation_id: str, reason: str | None) -> Handoff:
+        now = datetime.now(UTC)
+        with self._transaction() as conn:
+            row = conn.execute(sa.select(_handoffs).where(*_handoff_key(kb_id, conversation_id))).first()
+            if row is None:
+                values = dict(kb_id=kb_id, conversation_id=conversation_id, state="open", agent=None, reason=reason)
+                conn.execute(_handoffs.insert().values(**values, opened_at=now, updated_at=now))
+            elif row.state == "resolved":
+                conn.execute(
+                    _handoffs.update()
+                    .where(*_handoff_key(kb_id, conversation_id))
+                    .values(state="open", agent=None, reason=reason, opened_at=now, updated_at=now)
+                )
+            found = conn.execute(sa.select(_handoffs).where(*_handoff_key(kb_id, conversation_id))).one()
+        return Handoff(**found._asdict())
+
+    def handoff(self, kb_id: str, conversation_id: str) -> Handoff | None:
+        with self._transaction() as conn:
+            row = conn.execute(sa.select(_handoffs).where(*_handoff_key(kb_id, conversation_id))).first()
+        return None if row is None else Handoff(**row._asdict())
+
+    def handoffs(self, kb_id: str, state: str | None = None, limit: int = 100) -> list[Handoff]:
+        query = sa.select(_handoffs).where(_handoffs.c.kb_id == kb_id)
+        if state is not None:
+            query = query.where(_handoffs.c.state == state)
+        query = query.order_by(_handoffs.c.opened_at).limit(limit)
+        with self._transaction() as conn:
+            return [Handoff(**row._asdict()) for row in conn.execute(query)]
+
+    def set_handoff(self, kb_id: str, conversation_id: str, state: str, agent: str | None) -> Handoff:
+        if state not in HANDOFF_STATES:
+            raise ValueError(f"state must be one of {', '.join(HANDOFF_STATES)}, not {state!r}")
+        with self._transaction() as conn:
+            done = conn.execute(
+                _handoffs.update()
+                .where(*_handoff_key(kb_id, conversation_id))
+                .values(state=state, agent=agent, updated_at=datetime.now(UTC))
+            ).rowcount
+            if not done:
+                raise NotFound(f"Conversation {conversation_id!r} was never handed off in knowledge base {kb_id!r}")
+            row = conn.execute(sa.select(_handoffs).where(*_handoff_key(kb_id, conversation_id))).one()
+        return Handoff(**row._asdict())
+
+    def add_agent_message(self, kb_id: str, conversation_id: str, agent: str, text: str) -> AgentMessage:
+        message = AgentMessage(0, kb_id, conversation_id, agent, text, datetime.now(UTC))
+        values = {k: v for k, v in vars(message).items() if k != "id"}
+        with self._transaction() as conn:
+            key = conn.execute(_agent_messages.insert().values(**values)).inserted_primary_key
+        message.id = int(key[0]) if key is not None else 0
+        return message
+
+    def agent_messages(self, kb_id: str, conversation_id: str, after: datetime | None = None) -> list[AgentMessage]:
+        query = sa.select(_agent_messages).where(
+            _agent_messages.c.kb_id == kb_id, _agent_messages.c.conversation_id == conversation_id
+        )
+        if after is not None:
+            query = query.where(_agent_messages.c.created_at > _utc(after))
+        with self._transaction() as conn:
+            rows = conn.execute(query.order_by(_agent_messages.c.created_at, _agent_messages.c.id)).all()
+        return [AgentMessage(**row._asdict()) for row in rows]
+
     def close(self) -> None:
         self._engine.dispose()
 
@@ -290,9 +381,13 @@ class SQLAlchemyConversationStore:
     def _delete(self, where: sa.ColumnElement[bool]) -> int:
         """Delete the turns matching `where` and their ratings; the number of turns deleted."""
         doomed = sa.select(_messages.c.message_id).where(where)
+        conversations = sa.select(_messages.c.kb_id, _messages.c.conversation_id).where(where).distinct()
         with self._transaction() as conn:
             # Explicitly, not only by ON DELETE CASCADE: SQLite enforces it only with PRAGMA foreign_keys on.
             conn.execute(_feedback.delete().where(_feedback.c.message_id.in_(doomed)))
+            for table in (_handoffs, _agent_messages):  # the people's side of those conversations goes too
+                pair = sa.tuple_(table.c.kb_id, table.c.conversation_id)
+                conn.execute(table.delete().where(pair.in_(conversations)))
             deleted = conn.execute(_messages.delete().where(where)).rowcount
         if deleted and self._engine.dialect.name == "sqlite":
             self._fold_wal()
@@ -379,6 +474,10 @@ def _sqlite_file(url: URL) -> str | None:
     if url.database in (None, "", ":memory:") or url.query.get("mode") == "memory":
         return None
     return url.database
+
+
+def _handoff_key(kb_id: str, conversation_id: str) -> tuple[sa.ColumnElement[bool], ...]:
+    return (_handoffs.c.kb_id == kb_id, _handoffs.c.conversation_id == conversation_id)
 
 
 def _utc(value: datetime) -> datetime:

@@ -141,6 +141,34 @@ class ConversationPage:
     total: int  # conversations matching the query, before limit and offset
 
 
+HANDOFF_STATES = ("open", "claimed", "resolved")
+
+
+@dataclass
+class Handoff:
+    """A conversation handed to a person: waiting (open), taken by an agent (claimed), or done (resolved)."""
+
+    kb_id: str
+    conversation_id: str
+    state: str
+    agent: str | None
+    reason: str | None
+    opened_at: datetime
+    updated_at: datetime
+
+
+@dataclass
+class AgentMessage:
+    """A person's reply to the customer, written in the console."""
+
+    id: int
+    kb_id: str
+    conversation_id: str
+    agent: str
+    text: str
+    created_at: datetime
+
+
 @runtime_checkable
 class ConversationStore(Protocol):
     def add_message(self, message: StoredMessage) -> None: ...
@@ -191,5 +219,27 @@ class ConversationStore(Protocol):
         ...
 
     def delete_kb(self, kb_id: str) -> int: ...
+
+    # ---- live handoff ----------------------------------------------------------------------------------------
+    def open_handoff(self, kb_id: str, conversation_id: str, reason: str | None) -> Handoff:
+        """Put the conversation in the agents' queue (again, if it was resolved); one already waiting or claimed
+        stays as it is."""
+        ...
+
+    def handoff(self, kb_id: str, conversation_id: str) -> Handoff | None: ...
+
+    def handoffs(self, kb_id: str, state: str | None = None, limit: int = 100) -> list[Handoff]:
+        """The queue, oldest waiting first."""
+        ...
+
+    def set_handoff(self, kb_id: str, conversation_id: str, state: str, agent: str | None) -> Handoff:
+        """Claim (state "claimed", by `agent`) or resolve a handoff; NotFound when there is none."""
+        ...
+
+    def add_agent_message(self, kb_id: str, conversation_id: str, agent: str, text: str) -> AgentMessage: ...
+
+    def agent_messages(self, kb_id: str, conversation_id: str, after: datetime | None = None) -> list[AgentMessage]:
+        """An agent's replies in the conversation, oldest first (after `after`, when given)."""
+        ...
 
     def close(self) -> None: ...

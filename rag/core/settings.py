@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     fallback_message_zh: str = Field("抱歉，我们的资料中没有找到相关信息。我将为您转接人工客服。", min_length=1)
     handoff_message: str = Field("Of course - I'm connecting you with a member of our team now.", min_length=1)
     handoff_message_zh: str = Field("好的，正在为您转接人工客服。", min_length=1)
+    # The bot's only reply while an agent has taken the conversation over (live handoff, the console).
+    agent_holding_message: str = Field("A member of our team has your conversation and will reply here.", min_length=1)
+    agent_holding_message_zh: str = Field("我们的客服人员正在处理您的对话，会在这里回复您。", min_length=1)
     # Added to an answer when the customer sounds frustrated (rag.chat.tags): a person is offered at once.
     frustrated_offer: str = Field(
         "I'm sorry this has been frustrating. If you'd rather talk to a person, just say \"talk to a person\".",
@@ -309,6 +312,8 @@ KB_OVERRIDABLE: tuple[str, ...] = (
     "handoff_message_zh",
     "frustrated_offer",
     "frustrated_offer_zh",
+    "agent_holding_message",
+    "agent_holding_message_zh",
     "faq_min_score",
     "curated_min_score",
     "curated_min_score_zh",

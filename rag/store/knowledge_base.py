@@ -15,6 +15,7 @@ the next write.
 from __future__ import annotations
 
 import fcntl
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,6 +52,10 @@ class Changeset:
 
     def is_empty(self) -> bool:
         return not self.upserts and not self.deletions
+
+
+_REFRESH_ATTEMPTS = 3
+log = logging.getLogger("rag.store.knowledge_base")
 
 
 class KnowledgeBase:
@@ -148,15 +153,31 @@ class KnowledgeBase:
         return cls(path, store, manifest, index, lexical, ef_search=ef_search, nprobe=nprobe)
 
     def refresh(self) -> bool:
-        """Pick up a newer generation committed by another process (e.g. `rag ingest` while serving)."""
+        """Pick up a newer generation committed by another process or thread (`rag ingest` or an ingest job while
+        serving). A writer committing yet another generation meanwhile deletes the files of the one just named:
+        then the newest is read again, and if that keeps failing the loaded generation goes on serving."""
         generation = self.store.generation()
         if generation is None or generation == self.manifest.generation:
             return False
         with self._swap:
-            manifest = self.store.manifest()
-            self.index, self.lexical = self._load(self.path, manifest, self._ef_search, self._nprobe)
-            self.manifest = manifest
-        return True
+            for attempt in range(_REFRESH_ATTEMPTS):
+                manifest = self.store.manifest()
+                try:
+                    index, lexical = self._load(self.path, manifest, self._ef_search, self._nprobe)
+                except (KnowledgeBaseCorrupt, OSError, RuntimeError):  # faiss reports a vanished file as RuntimeError
+                    if attempt + 1 == _REFRESH_ATTEMPTS:
+                        log.warning(
+                            "%s: generation %s could not be loaded; serving %s",
+                            self.path,
+                            manifest.generation,
+                            self.manifest.generation,
+                            exc_info=True,
+                        )
+                        return False
+                    continue
+                self.index, self.lexical, self.manifest = index, lexical, manifest
+                return True
+        return False
 
     def close(self) -> None:
         self.store.close()

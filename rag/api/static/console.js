@@ -55,7 +55,57 @@
       score: "score {score}", goneChunk: "(no longer in the knowledge base)", noCitations: "No citations.",
       noPassages: "Nothing was retrieved.", feedbackGiven: "Feedback: {rating}", comment: "“{comment}”",
       deleteDoc: "Delete {name}", reingestDoc: "Re-ingest {name}", chunksDoc: "View chunks of {name}",
-      selectKb: "Select {name}", scopes_none: "none"
+      selectKb: "Select {name}", scopes_none: "none",
+      dashboard: "Dashboard", inbox: "Inbox", inboxTitle: "Things to fix", allLanguages: "All", mood: "Mood",
+      mood_calm: "Calm", mood_annoyed: "Annoyed", mood_frustrated: "Frustrated", refresh: "Refresh",
+      allTopics: "All topics", topicFilter: "Topic: {topic}", topicsHelp: "Choose a topic to see only its questions.",
+      dashStatus: "{n} questions since {from}{before}", dashBefore: ", before {to}", dashEmpty: "No questions in this range.",
+      dashLoading: "Loading…", now: "now",
+      questions: "Questions", conversationsN: "Conversations", answeredRate: "Answered", handoffRate: "Handed off",
+      thumbsUp: "Helpful", thumbsDown: "Not helpful", p50: "Latency p50", p95: "Latency p95", ms: "{n} ms",
+      questionsPerDay: "Questions per day", outcomesPerDay: "Answered and handoffs per day", perDay: "Per day",
+      day: "Day", handoffs: "Handoffs", moods: "Moods", topTopics: "Top topics", noTopics: "No topics.",
+      languagesLine: "Languages: {list}",
+      chartQuestions: "Questions per day, {from} to {to} ({days} days): {total} in all, most {max} on {maxDay}.",
+      chartOutcomes: "Answered and handoffs per day, {from} to {to}: {answered} answered, {handoffs} handoffs.",
+      barQuestions: "{day}: {n} questions", barAnswered: "{day}: {n} answered", barHandoffs: "{day}: {n} handoffs",
+      topicCount: "{topic} ({n})", topicButton: "Show only topic {topic} ({n} questions)",
+      inboxStatus: "Unanswered question groups: {gaps} · answers rated down: {down} · handoffs: {handoffs}.",
+      gaps: "Unanswered questions", ratedDown: "Answers rated down", noGaps: "No unanswered questions.",
+      noDown: "No answer was rated down.", noHandoffs: "No handoffs.",
+      gapCounts: "Unanswered {n} times · answered {a} times", lastDeclined: "Last declined {when}",
+      examples: "Examples", fixed: "fixed", answeredSince: "Answered since then: {n}",
+      askedAt: "Asked {when}", customerComment: "Customer's comment: “{comment}”", noComment: "No comment.",
+      botAnswered: "The bot answered", writeAnswer: "Write the answer", writeAnswerFor: "Write the answer to: {q}",
+      phrasings: "Other phrasings", phrasingsHelp: "One per line, up to 20.", tryIt: "Try it", publish: "Publish",
+      cancel: "Cancel", customerAsked: "The customer asked: “{q}”", needQuestion: "Enter the question.",
+      needAnswer: "Enter the answer.", tooManyPhrasings: "At most 20 other phrasings, one per line.",
+      trying: "Trying…", wouldAnswer: "The bot would answer", triedAnswered: "Answered: {yes} · generator: {generator}",
+      draftMatched: "Your draft matched the customer's question.",
+      draftNotMatched: "Your draft did not match the customer's question: add it as a phrasing or reword the question.",
+      published: "Answer published: {q}",
+      liveHandoffs: "Handoffs", liveHandoffsTitle: "Conversations waiting for a person", show: "Show",
+      hoActive: "Waiting and claimed", ho_open: "Waiting", ho_claimed: "Claimed", ho_resolved: "Resolved",
+      agentName: "Your name", agentNameHelp: "The customer sees it with your replies.",
+      hoStatus: "Waiting: {open} · claimed: {claimed}", hoStatusResolved: "Resolved: {n}",
+      hoEmpty: "Nobody is waiting for a person.", hoEmptyResolved: "No resolved handoff.",
+      hoClaimedBy: "Claimed by {agent}", hoResolvedBy: "Resolved ({agent})", hoOpened: "Waiting since {when}",
+      hoUpdated: "Updated {when}", hoReason: "Why: {reason}", hoFirst: "First question: {q}", hoLast: "Latest question: {q}",
+      hoTurns: "{n} questions", hoLoadingSummary: "Loading the conversation…",
+      reason_customer_request: "the customer asked for a person", reason_no_passages: "nothing found in the knowledge base",
+      reason_low_retrieval_score: "no passage close enough", reason_model_declined: "the model declined",
+      reason_frustrated: "the customer sounds frustrated",
+      openHandoff: "Open handoff: {q}", hoNewWaiting: "A customer is waiting for a person: {q}",
+      hoNewWaitingN: "{n} customers are waiting for a person.",
+      hoPanelTitle: "Conversation {id}", hoStateLine: "{state} · reason: {reason} · waiting since {when}",
+      hoStateLineAgent: "{state} by {agent} · reason: {reason} · waiting since {when}",
+      noChatScope: "Earlier replies are not shown: this key lacks the chat scope.",
+      claim: "Claim", resolve: "Resolve", replyToCustomer: "Reply to the customer", send: "Send",
+      replyHelp: "Ctrl+Enter sends. Replying claims the conversation if nobody has.",
+      needAgent: "Enter your name first: the customer sees it.", needReply: "Write the reply first.",
+      hoClaimed: "You ({agent}) claimed the conversation: the bot stays quiet in it.",
+      hoReplySent: "Reply sent to the customer.", hoResolvedDone: "Resolved: the bot answers in this conversation again.",
+      agentSaid: "{agent} (agent) · {when}", agentReply: "Agent reply", customerTurn: "Customer"
     },
     zh: {
       title: "客服机器人控制台", skip: "跳到正文", language: "语言", uiLanguage: "界面语言", signOut: "退出登录",
@@ -100,7 +150,57 @@
       score: "分数 {score}", goneChunk: "（已不在知识库中）", noCitations: "没有引用。",
       noPassages: "没有检索到内容。", feedbackGiven: "反馈：{rating}", comment: "“{comment}”",
       deleteDoc: "删除 {name}", reingestDoc: "重新导入 {name}", chunksDoc: "查看 {name} 的片段",
-      selectKb: "选择 {name}", scopes_none: "无"
+      selectKb: "选择 {name}", scopes_none: "无",
+      dashboard: "概览", inbox: "待处理", inboxTitle: "待处理事项", allLanguages: "全部", mood: "情绪",
+      mood_calm: "平静", mood_annoyed: "不耐烦", mood_frustrated: "恼火", refresh: "刷新",
+      allTopics: "全部主题", topicFilter: "主题：{topic}", topicsHelp: "选择一个主题，只看该主题的问题。",
+      dashStatus: "自 {from} 起{before}共 {n} 个问题", dashBefore: "（{to} 之前）", dashEmpty: "这段时间没有问题。",
+      dashLoading: "加载中…", now: "现在",
+      questions: "问题", conversationsN: "对话", answeredRate: "已回答", handoffRate: "转人工",
+      thumbsUp: "有帮助", thumbsDown: "没有帮助", p50: "延迟 p50", p95: "延迟 p95", ms: "{n} 毫秒",
+      questionsPerDay: "每天的问题数", outcomesPerDay: "每天已回答与转人工", perDay: "每天",
+      day: "日期", handoffs: "转人工", moods: "情绪", topTopics: "热门主题", noTopics: "没有主题。",
+      languagesLine: "语言：{list}",
+      chartQuestions: "每天的问题数，{from} 至 {to}（{days} 天）：共 {total} 个，最多 {max} 个（{maxDay}）。",
+      chartOutcomes: "每天已回答与转人工，{from} 至 {to}：已回答 {answered} 个，转人工 {handoffs} 个。",
+      barQuestions: "{day}：{n} 个问题", barAnswered: "{day}：已回答 {n} 个", barHandoffs: "{day}：转人工 {n} 个",
+      topicCount: "{topic}（{n}）", topicButton: "只看主题 {topic}（{n} 个问题）",
+      inboxStatus: "未回答的问题：{gaps} 组 · 被评为没有帮助的回答：{down} 个 · 转人工：{handoffs} 次。",
+      gaps: "未回答的问题", ratedDown: "被评为没有帮助的回答", noGaps: "没有未回答的问题。",
+      noDown: "没有被评为没有帮助的回答。", noHandoffs: "没有转人工。",
+      gapCounts: "未回答 {n} 次 · 已回答 {a} 次", lastDeclined: "最近一次未回答：{when}",
+      examples: "示例", fixed: "已解决", answeredSince: "之后已回答：{n} 次",
+      askedAt: "提问时间：{when}", customerComment: "客户的意见：“{comment}”", noComment: "没有意见。",
+      botAnswered: "机器人的回答", writeAnswer: "编写答案", writeAnswerFor: "编写答案：{q}",
+      phrasings: "其他问法", phrasingsHelp: "每行一个，最多 20 个。", tryIt: "试一试", publish: "发布",
+      cancel: "取消", customerAsked: "客户的问题：“{q}”", needQuestion: "请输入问题。",
+      needAnswer: "请输入答案。", tooManyPhrasings: "其他问法最多 20 个，每行一个。",
+      trying: "正在试…", wouldAnswer: "机器人会这样回答", triedAnswered: "已回答：{yes} · 生成方式：{generator}",
+      draftMatched: "你的草稿与客户的问题匹配。",
+      draftNotMatched: "你的草稿没有匹配客户的问题：请把它加为其他问法，或改写问题。",
+      published: "答案已发布：{q}",
+      liveHandoffs: "人工接待", liveHandoffsTitle: "等待人工的对话", show: "显示",
+      hoActive: "等待中和已接手", ho_open: "等待中", ho_claimed: "已接手", ho_resolved: "已结束",
+      agentName: "你的名字", agentNameHelp: "客户会在你的回复旁看到它。",
+      hoStatus: "等待中：{open} · 已接手：{claimed}", hoStatusResolved: "已结束：{n}",
+      hoEmpty: "没有客户在等待人工。", hoEmptyResolved: "没有已结束的人工接待。",
+      hoClaimedBy: "{agent} 已接手", hoResolvedBy: "已结束（{agent}）", hoOpened: "等待自 {when}",
+      hoUpdated: "更新于 {when}", hoReason: "原因：{reason}", hoFirst: "第一个问题：{q}", hoLast: "最新的问题：{q}",
+      hoTurns: "{n} 个问题", hoLoadingSummary: "正在加载对话…",
+      reason_customer_request: "客户要求人工", reason_no_passages: "知识库中没有找到内容",
+      reason_low_retrieval_score: "没有足够相关的段落", reason_model_declined: "模型拒绝回答",
+      reason_frustrated: "客户情绪不满",
+      openHandoff: "查看人工接待：{q}", hoNewWaiting: "有客户在等待人工：{q}",
+      hoNewWaitingN: "有 {n} 位客户在等待人工。",
+      hoPanelTitle: "对话 {id}", hoStateLine: "{state} · 原因：{reason} · 等待自 {when}",
+      hoStateLineAgent: "{state}（{agent}）· 原因：{reason} · 等待自 {when}",
+      noChatScope: "未显示之前的人工回复：此密钥没有 chat 权限。",
+      claim: "接手", resolve: "结束", replyToCustomer: "回复客户", send: "发送",
+      replyHelp: "按 Ctrl+Enter 发送。如果还没有人接手，回复即接手该对话。",
+      needAgent: "请先输入你的名字：客户会看到它。", needReply: "请先写回复。",
+      hoClaimed: "你（{agent}）已接手该对话：机器人在其中不再回答。",
+      hoReplySent: "回复已发送给客户。", hoResolvedDone: "已结束：机器人在该对话中重新回答。",
+      agentSaid: "{agent}（客服）· {when}", agentReply: "客服回复", customerTurn: "客户"
     }
   };
 
@@ -112,7 +212,8 @@
   var state = freshState();
   function freshState() {
     return { session: null, kbs: [], kb: null, info: null, view: "knowledge", docs: [], keys: [], answers: [],
-             jobs: [], chunks: null, conv: null, convOffset: 0, transcript: null };
+             jobs: [], chunks: null, conv: null, convOffset: 0, transcript: null, dash: null, topic: null,
+             inbox: null, fix: null, ho: null, hoSummaries: {}, hoOpen: null, hoKnown: null };
   }
 
   // ---- small helpers -----------------------------------------------------------------------------------------
@@ -235,15 +336,20 @@
   });
 
   // ---- sections -------------------------------------------------------------------------------------------------
+  var VIEWS = { knowledge: "kbs-title", conversations: "conv-title", dashboard: "dash-title", inbox: "inbox-title",
+                handoffs: "ho-title" };
   function showView(view, focus) {
-    if (view === "conversations" && !may("conversations")) view = "knowledge";
+    if (!VIEWS[view] || (view !== "knowledge" && !may("conversations"))) view = "knowledge";
     state.view = view;
-    ["knowledge", "conversations"].forEach(function (name) {
+    Object.keys(VIEWS).forEach(function (name) {
       $("view-" + name).hidden = name !== view;
       $("tab-" + name).setAttribute("aria-current", String(name === view));
     });
     if (view === "conversations" && !state.conv) loadConversations();
-    if (focus) $(view === "knowledge" ? "kbs-title" : "conv-title").focus();
+    if (view === "dashboard" && !state.dash) loadDashboard();
+    if (view === "inbox" && !state.inbox) loadInbox();
+    if (view === "handoffs") startHandoffPolling(); else stopHandoffPolling();
+    if (focus) $(VIEWS[view]).focus();
   }
   Array.prototype.forEach.call(document.querySelectorAll(".tab"), function (tab) {
     tab.addEventListener("click", function () { showView(tab.getAttribute("data-view"), true); });
@@ -293,13 +399,28 @@
     state.conv = null;
     state.convOffset = 0;
     state.transcript = null;
+    state.dash = null;
+    state.topic = null;
+    state.inbox = null;
+    state.ho = null;
+    state.hoSummaries = {};
+    state.hoOpen = null;
+    state.hoKnown = null;
+    closeFix(false);
+    renderHandoffs();
+    renderHandoffPanel();
     renderKbs();
+    renderDashboard();
+    renderInbox();
     renderJobs();
     $("chunks").hidden = true;
     $("transcript").hidden = true;
-    $("tab-conversations").hidden = !may("conversations");
-    if (!may("conversations") && state.view === "conversations") showView("knowledge", false);
+    ["conversations", "dashboard", "inbox", "handoffs"].forEach(function (name) {
+      $("tab-" + name).hidden = !may("conversations");
+    });
+    if (!may("conversations") && state.view !== "knowledge") showView("knowledge", false);
     updateCsvLink();
+    updateStatsCsvLink();
     showError("app-error", null);
     return api("GET", kbPath()).then(function (info) {
       state.info = info;
@@ -310,6 +431,9 @@
       if (may("ingest")) loads.push(loadDocs());
       if (may("manage")) loads.push(loadKeys(), loadAnswers());
       if (state.view === "conversations") loads.push(loadConversations());
+      if (state.view === "dashboard") loads.push(loadDashboard());
+      if (state.view === "inbox") loads.push(loadInbox());
+      if (state.view === "handoffs") startHandoffPolling();
       return Promise.all(loads);
     }).catch(function (err) { showError("app-error", err); });
   }
@@ -742,6 +866,717 @@
     $(pair[0]).addEventListener("keydown", function (e) { if (e.key === "Escape") $(pair[1]).click(); });
   });
 
+  // ---- dashboard: totals, questions per day (an SVG drawn here, with the same numbers as a table), moods, topics --
+  var SVG = "http://www.w3.org/2000/svg";
+  var MOODS = ["calm", "annoyed", "frustrated"];
+  var DAY_MS = 86400000;
+  var dashSeq = 0;
+
+  function formParams(formId) {
+    var params = new URLSearchParams();
+    Array.prototype.forEach.call($(formId).querySelectorAll("select[name], input[name]"), function (field) {
+      var value = field.value.trim();
+      if (value) params.set(field.name, value);
+    });
+    return params;
+  }
+  function withQuery(path, params) { var q = params.toString(); return path + (q ? "?" + q : ""); }
+  function dashParams() {
+    var params = formParams("dash-filters");
+    if (state.topic) params.set("topic", state.topic);
+    return params;
+  }
+  function updateStatsCsvLink() {
+    var link = $("stats-csv-link");
+    if (!state.kb) { link.removeAttribute("href"); return; }
+    link.href = base + withQuery(kbPath("/stats.csv"), dashParams());
+  }
+  function pct(x) { return x == null ? "–" : String(Math.round(x * 1000) / 10) + "%"; }
+  function ms(x) { return x == null ? "–" : t("ms", { n: Math.round(x) }); }
+  function dayOf(iso) { return iso ? String(iso).slice(0, 10) : ""; }  // the server's days are UTC dates
+
+  function loadDashboard() {
+    if (!state.kb || !may("conversations")) return Promise.resolve();
+    var kb = state.kb;
+    var seq = ++dashSeq;  // only the newest request is shown when filters change quickly
+    updateStatsCsvLink();
+    return api("GET", withQuery(kbPath("/stats"), dashParams())).then(function (board) {
+      if (kb !== state.kb || seq !== dashSeq) return;
+      state.dash = board;
+      showError("app-error", null);
+      renderDashboard();
+    }).catch(function (err) { showError("app-error", err); });
+  }
+
+  // every day from the first to the last with questions, the quiet ones as zeros: the chart's axis is time
+  function filledDays(days) {
+    if (!days.length) return [];
+    var byDay = {};
+    days.forEach(function (d) { byDay[d.day] = d; });
+    var out = [];
+    var end = Date.parse(days[days.length - 1].day + "T00:00:00Z");
+    for (var at = Date.parse(days[0].day + "T00:00:00Z"); at <= end; at += DAY_MS) {
+      var key = new Date(at).toISOString().slice(0, 10);
+      out.push(byDay[key] || { day: key, questions: 0, answered: 0, handoffs: 0, feedback_up: 0, feedback_down: 0,
+                               latency_p50_ms: null, latency_p95_ms: null });
+    }
+    return out;
+  }
+
+  function svg(tag, attrs, text) {
+    var node = document.createElementNS(SVG, tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, String(attrs[k])); });
+    if (text != null) node.textContent = text;
+    return node;
+  }
+
+  // bars per day, one per series side by side; a <title> on each bar for the pointer, the label for the rest
+  function barChart(days, series, label) {
+    var W = 640, H = 190, left = 34, right = 8, top = 10, bottom = 24;
+    var plotW = W - left - right, plotH = H - top - bottom;
+    var max = 1;
+    days.forEach(function (d) { series.forEach(function (s) { max = Math.max(max, d[s.key]); }); });
+    var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": label, focusable: "false",
+                            "class": "chart-svg" });
+    [0, max].forEach(function (v) {
+      var y = top + plotH - (v / max) * plotH;
+      root.appendChild(svg("line", { x1: left, x2: W - right, y1: y, y2: y, "class": "grid" }));
+      root.appendChild(svg("text", { x: left - 4, y: y + 4, "text-anchor": "end", "class": "axis" }, String(v)));
+    });
+    var slot = plotW / Math.max(days.length, 1);
+    var barW = Math.min((slot - Math.min(slot * 0.2, 8)) / series.length, 40);  // a few days: bars, not walls
+    var pad = (slot - barW * series.length) / 2;
+    days.forEach(function (d, i) {
+      series.forEach(function (s, j) {
+        var h = (d[s.key] / max) * plotH;
+        var bar = svg("rect", { x: (left + i * slot + pad + j * barW).toFixed(2), y: (top + plotH - h).toFixed(2),
+                                width: Math.max(barW, 0.5).toFixed(2), height: h.toFixed(2), "class": "bar " + s.cls,
+                                "data-day": d.day, "data-value": d[s.key] });
+        bar.appendChild(svg("title", null, t(s.title, { day: d.day, n: d[s.key] })));
+        root.appendChild(bar);
+      });
+    });
+    var ticks = days.length > 2 ? [0, Math.floor((days.length - 1) / 2), days.length - 1] : days.map(function (d, i) { return i; });
+    ticks.forEach(function (i) {
+      root.appendChild(svg("text", { x: (left + (i + 0.5) * slot).toFixed(2), y: H - 6, "text-anchor": "middle",
+                                     "class": "axis" }, days[i].day));
+    });
+    return root;
+  }
+
+  function renderDashboard() {
+    var board = state.dash;
+    $("dash-topic").hidden = !state.topic;
+    if (state.topic) $("dash-topic-text").textContent = t("topicFilter", { topic: state.topic });
+    if (!board) { $("dash-body").hidden = true; $("dash-status").textContent = ""; return; }
+    var before = board.until ? t("dashBefore", { to: dayOf(board.until) }) : "";
+    $("dash-status").textContent = board.questions
+      ? t("dashStatus", { n: board.questions, from: dayOf(board.since), before: before }) : t("dashEmpty");
+    $("dash-body").hidden = !board.questions;
+
+    var totals = clear($("totals"));
+    [["questions", String(board.questions)], ["conversationsN", String(board.conversations)],
+     ["answeredRate", pct(board.answered_rate)], ["handoffRate", pct(board.handoff_rate)],
+     ["thumbsUp", String(board.feedback_up)], ["thumbsDown", String(board.feedback_down)],
+     ["p50", ms(board.latency_p50_ms)], ["p95", ms(board.latency_p95_ms)]].forEach(function (pair) {
+      var item = el("div", { "class": "total", "data-total": pair[0] });
+      item.appendChild(el("dt", null, t(pair[0])));
+      item.appendChild(el("dd", null, pair[1]));
+      totals.appendChild(item);
+    });
+
+    var days = filledDays(board.days || []);
+    var sum = function (key) { return days.reduce(function (n, d) { return n + d[key]; }, 0); };
+    var busiest = days.reduce(function (best, d) { return !best || d.questions > best.questions ? d : best; }, null);
+    var first = days.length ? days[0].day : "", last = days.length ? days[days.length - 1].day : "";
+    clear($("chart-questions")).appendChild(barChart(days, [{ key: "questions", cls: "bar-questions", title: "barQuestions" }],
+      t("chartQuestions", { from: first, to: last, days: days.length, total: sum("questions"),
+                            max: busiest ? busiest.questions : 0, maxDay: busiest ? busiest.day : "" })));
+    clear($("chart-outcomes")).appendChild(barChart(days, [
+      { key: "answered", cls: "bar-answered", title: "barAnswered" },
+      { key: "handoffs", cls: "bar-handoffs", title: "barHandoffs" }],
+      t("chartOutcomes", { from: first, to: last, answered: sum("answered"), handoffs: sum("handoffs") })));
+
+    var body = clear($("days-table").querySelector("tbody"));
+    days.forEach(function (d) {
+      var row = el("tr", { "data-day": d.day });
+      row.appendChild(el("th", { scope: "row" }, d.day));
+      [d.questions, d.answered, d.handoffs, d.feedback_up, d.feedback_down].forEach(function (n) {
+        row.appendChild(el("td", { "class": "num" }, String(n)));
+      });
+      row.appendChild(el("td", { "class": "num" }, ms(d.latency_p50_ms)));
+      row.appendChild(el("td", { "class": "num" }, ms(d.latency_p95_ms)));
+      body.appendChild(row);
+    });
+
+    var moods = clear($("moods"));
+    MOODS.forEach(function (mood) {
+      moods.appendChild(el("dt", null, t("mood_" + mood)));
+      moods.appendChild(el("dd", { "data-mood": mood }, String((board.moods || {})[mood] || 0)));
+    });
+
+    var topics = clear($("topics"));
+    (board.top_topics || []).forEach(function (pair) {
+      var topic = pair[0], n = pair[1];
+      var item = el("li");
+      var pick = button(t("topicCount", { topic: topic, n: n }), function () { pickTopic(topic); }, "link",
+                        t("topicButton", { topic: topic, n: n }));
+      pick.setAttribute("aria-pressed", String(topic === state.topic));
+      pick.setAttribute("aria-describedby", "topics-help");
+      item.appendChild(pick);
+      topics.appendChild(item);
+    });
+    if (!(board.top_topics || []).length) topics.appendChild(el("li", { "class": "muted" }, t("noTopics")));
+  }
+
+  function pickTopic(topic) {
+    state.topic = state.topic === topic ? null : topic;
+    updateStatsCsvLink();
+    loadDashboard().then(function () {
+      (state.topic ? $("dash-topic-clear") : $("dash-title")).focus();
+    });
+  }
+
+  $("dash-topic-clear").addEventListener("click", function () {
+    state.topic = null;
+    updateStatsCsvLink();
+    loadDashboard().then(function () { $("dash-title").focus(); });
+  });
+  $("dash-filters").addEventListener("submit", function (e) { e.preventDefault(); loadDashboard(); });
+  $("dash-filters").addEventListener("reset", function () {
+    setTimeout(function () { state.topic = null; loadDashboard(); }, 0);  // after the fields are cleared
+  });
+  $("dash-filters").addEventListener("change", updateStatsCsvLink);
+
+  // ---- inbox of things to fix: unanswered question groups, answers rated down, handoffs -----------------------
+  var inboxSeq = 0;
+  function loadInbox() {
+    if (!state.kb || !may("conversations")) return Promise.resolve();
+    var kb = state.kb;
+    var seq = ++inboxSeq;
+    return api("GET", withQuery(kbPath("/inbox"), formParams("inbox-filters"))).then(function (found) {
+      if (kb !== state.kb || seq !== inboxSeq) return;
+      state.inbox = found;
+      showError("app-error", null);
+      renderInbox();
+    }).catch(function (err) { showError("app-error", err); });
+  }
+
+  function gapKey(gap) { return "gap:" + gap.message_ids[gap.message_ids.length - 1]; }  // its first decline
+
+  function writeButton(key, question, phrasings, item) {
+    var b = button(t("writeAnswer"), function (e) {
+      if (state.fix && state.fix.key === key) { closeFix(true); return; }
+      openFix({ key: key, customer: question, question: question, phrasings: phrasings }, item, e.currentTarget);
+    }, "small", t("writeAnswerFor", { q: question }));
+    b.setAttribute("aria-expanded", String(!!state.fix && state.fix.key === key));
+    b.setAttribute("aria-controls", "fix-form");
+    b.setAttribute("data-write", key);
+    return b;
+  }
+
+  function renderInbox() {
+    parkFix();  // the form outlives the lists it sits in: put back under the same item below
+    var found = state.inbox;
+    var gaps = clear($("gap-list")), down = clear($("down-list")), handoffs = clear($("handoff-list"));
+    if (!found) { $("inbox-status").textContent = ""; closeFix(false); return; }
+    $("inbox-status").textContent = t("inboxStatus", { gaps: found.gaps.length, down: found.rated_down.length,
+                                                       handoffs: found.handoffs.length });
+    var home = null;
+    found.gaps.forEach(function (gap) {
+      var key = gapKey(gap);
+      var item = el("li", { "class": "inbox-item", "data-gap": key });
+      var head = el("p", { "class": "q" }, gap.question + " ");
+      if (gap.answered_since > 0) head.appendChild(badge("fixed", t("fixed")));
+      item.appendChild(head);
+      item.appendChild(el("p", { "class": "meta" }, t("gapCounts", { n: gap.unanswered, a: gap.answered }) + " · " +
+                                                     t("lastDeclined", { when: when(gap.last_declined_at) })));
+      if (gap.answered_since > 0) {
+        item.appendChild(el("p", { "class": "meta since" }, t("answeredSince", { n: gap.answered_since })));
+      }
+      if (gap.examples.length) {
+        item.appendChild(el("p", { "class": "meta" }, t("examples")));
+        var examples = el("ul", { "class": "examples" });
+        gap.examples.forEach(function (x) { examples.appendChild(el("li", null, x)); });
+        item.appendChild(examples);
+      }
+      if (may("manage")) {
+        var others = gap.examples.filter(function (x) { return x.toLowerCase() !== gap.question.toLowerCase(); });
+        var actions = el("div", { "class": "item-actions" });
+        actions.appendChild(writeButton(key, gap.question, others, item));
+        item.appendChild(actions);
+      }
+      if (state.fix && state.fix.key === key) home = item;
+      gaps.appendChild(item);
+    });
+    if (!found.gaps.length) gaps.appendChild(el("li", { "class": "muted" }, t("noGaps")));
+
+    found.rated_down.forEach(function (turn) {
+      var key = "down:" + turn.message_id;
+      var item = turnItem(turn, key);
+      item.appendChild(el("p", { "class": "comment" },
+                          turn.comment ? t("customerComment", { comment: turn.comment }) : t("noComment")));
+      if (may("manage")) {
+        var actions = el("div", { "class": "item-actions" });
+        actions.appendChild(writeButton(key, turn.question, [], item));
+        item.appendChild(actions);
+      }
+      if (state.fix && state.fix.key === key) home = item;
+      down.appendChild(item);
+    });
+    if (!found.rated_down.length) down.appendChild(el("li", { "class": "muted" }, t("noDown")));
+
+    found.handoffs.forEach(function (turn) { handoffs.appendChild(turnItem(turn, "handoff:" + turn.message_id)); });
+    if (!found.handoffs.length) handoffs.appendChild(el("li", { "class": "muted" }, t("noHandoffs")));
+
+    if (state.fix && home) {
+      home.appendChild($("fix-form"));
+      state.fix.opener = home.querySelector("[data-write]") || state.fix.opener;
+    } else if (state.fix) {
+      closeFix(false);  // its item is gone (other filters)
+    }
+  }
+
+  function turnItem(turn, key) {
+    var item = el("li", { "class": "inbox-item", "data-item": key, "data-message": turn.message_id });
+    item.appendChild(el("p", { "class": "q" }, turn.question));
+    item.appendChild(el("div", { "class": "sr-only" }, t("botAnswered")));
+    item.appendChild(el("p", { "class": "a" }, turn.answer));
+    var meta = [t("askedAt", { when: when(turn.created_at) }), turn.language];
+    if (turn.decline_reason) meta.push(t("declineReason", { reason: turn.decline_reason }));
+    item.appendChild(el("p", { "class": "meta" }, meta.join(" · ")));
+    return item;
+  }
+
+  $("inbox-filters").addEventListener("submit", function (e) { e.preventDefault(); loadInbox(); });
+  $("inbox-filters").addEventListener("reset", function () { setTimeout(loadInbox, 0); });
+  $("inbox-refresh").addEventListener("click", function () { loadInbox(); });
+
+  // ---- writing the answer: a draft tried against the customer's question, then published as a curated answer --
+  function parkFix() {
+    var form = $("fix-form");
+    if (form.parentNode !== $("view-inbox")) $("view-inbox").appendChild(form);
+  }
+
+  function openFix(fix, item, opener) {
+    if (state.fix) closeFix(false);
+    state.fix = { key: fix.key, customer: fix.customer, opener: opener, result: null };
+    $("fix-question").value = fix.question;
+    $("fix-answer").value = "";
+    $("fix-phrasings").value = fix.phrasings.slice(0, 20).join("\n");
+    showError("fix-error", null);
+    clear($("fix-result"));
+    renderFixResult();  // the customer's question (and no result yet)
+    item.appendChild($("fix-form"));
+    $("fix-form").hidden = false;
+    opener.setAttribute("aria-expanded", "true");
+    $("fix-answer").focus();
+  }
+
+  function closeFix(focusBack) {
+    var fix = state.fix;
+    state.fix = null;
+    $("fix-form").hidden = true;
+    parkFix();
+    if (!fix) return;
+    if (fix.opener) fix.opener.setAttribute("aria-expanded", "false");
+    if (focusBack) {
+      var opener = fix.opener && document.body.contains(fix.opener) ? fix.opener
+        : document.querySelector('[data-write="' + CSS.escape(fix.key) + '"]');
+      if (opener) opener.focus();
+    }
+  }
+
+  function draft() {
+    var question = $("fix-question").value.trim();
+    var answer = $("fix-answer").value.trim();
+    var phrasings = $("fix-phrasings").value.split("\n").map(function (line) { return line.trim(); })
+      .filter(function (line) { return line; });
+    var problem = !question ? ["needQuestion", "fix-question"] : !answer ? ["needAnswer", "fix-answer"]
+      : phrasings.length > 20 ? ["tooManyPhrasings", "fix-phrasings"] : null;
+    if (problem) {
+      $("fix-error").textContent = t(problem[0]);
+      $(problem[1]).focus();
+      return null;
+    }
+    showError("fix-error", null);
+    return { question: question, answer: answer, phrasings: phrasings };
+  }
+
+  function renderFixResult() {
+    $("fix-customer").textContent = state.fix ? t("customerAsked", { q: state.fix.customer }) : "";
+    var box = clear($("fix-result"));
+    var result = state.fix && state.fix.result;
+    if (!result) return;
+    box.appendChild(el("h5", null, t("wouldAnswer")));
+    box.appendChild(el("p", { "class": "a" }, result.answer));
+    box.appendChild(el("p", { "class": "meta" }, t("triedAnswered", {
+      yes: result.answered ? t("yes") : t("no"), generator: result.generator })));
+    var matched = result.generator === "curated";
+    box.appendChild(el("p", { "class": matched ? "note ok" : "note" }, t(matched ? "draftMatched" : "draftNotMatched")));
+  }
+
+  $("fix-try").addEventListener("click", function (e) {
+    var fix = state.fix;
+    var body = fix && draft();
+    if (!body) return;
+    var tryButton = e.currentTarget;
+    tryButton.disabled = true;
+    fix.result = null;
+    clear($("fix-result")).appendChild(el("p", { "class": "meta" }, t("trying")));
+    api("POST", kbPath("/try"), { question: fix.customer, draft: body }).then(function (result) {
+      if (state.fix !== fix) return;
+      fix.result = result;
+      renderFixResult();
+    }).catch(function (err) {
+      clear($("fix-result"));
+      showError("fix-error", err);
+    }).then(function () { tryButton.disabled = false; });
+  });
+
+  $("fix-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var fix = state.fix;
+    var body = fix && draft();
+    if (!body) return;
+    var publish = $("fix-publish");
+    publish.disabled = true;
+    api("POST", kbPath("/answers"), body).then(function (entry) {
+      announce(t("published", { q: entry.question }));
+      closeFix(false);
+      if (may("manage")) loadAnswers();
+      return loadInbox().then(function () {
+        var again = document.querySelector('[data-write="' + CSS.escape(fix.key) + '"]');
+        (again || $("inbox-title")).focus();
+      });
+    }).catch(function (err) {
+      showError("fix-error", err);  // 409: a curated answer with this question exists - the server says so
+    }).then(function () { publish.disabled = false; });
+  });
+
+  $("fix-cancel").addEventListener("click", function () { closeFix(true); });
+  $("fix-form").addEventListener("keydown", function (e) { if (e.key === "Escape") closeFix(true); });
+
+  // ---- live handoff: the agents' queue (polled while the section is open), a conversation's thread with the agent's
+  // replies, claim, reply and resolve. The queue is re-drawn only when what it shows changed, so a keyboard user's
+  // focus on an "Open" button survives the polling; a customer newly waiting is announced (politely) once.
+  var AGENT_KEY = "rag-console:agent";
+  var HANDOFF_POLL_MS = 5000;
+  var SUMMARY_MAX_AGE_MS = 30000;  // a waiting conversation's first and latest question, fetched again after this
+  var SUMMARY_LIMIT = 50;
+  var REASONS = ["customer_request", "no_passages", "low_retrieval_score", "model_declined", "frustrated"];
+  var hoTimer = null, hoGen = 0, hoSeq = 0, hoDrawn = "", hoOpener = null;
+
+  try { $("ho-agent").value = localStorage.getItem(AGENT_KEY) || ""; } catch (e) { /* storage disabled: typed each time */ }
+  $("ho-agent").addEventListener("change", function () {
+    try { localStorage.setItem(AGENT_KEY, agentName()); } catch (e) { /* not remembered, still used */ }
+    renderHandoffPanel();
+  });
+  function agentName() { return $("ho-agent").value.trim(); }
+
+  function startHandoffPolling() {
+    var gen = ++hoGen;
+    clearTimeout(hoTimer);
+    (function tick() {
+      if (gen !== hoGen || state.view !== "handoffs" || !state.session) return;  // left the section, or signed out
+      refreshHandoffs().then(function () { if (gen === hoGen) hoTimer = setTimeout(tick, HANDOFF_POLL_MS); });
+    })();
+  }
+  function stopHandoffPolling() { hoGen++; clearTimeout(hoTimer); hoTimer = null; }
+
+  function refreshHandoffs() {
+    if (!state.kb || !may("conversations")) return Promise.resolve();
+    var kb = state.kb, seq = ++hoSeq, filter = $("ho-state").value;
+    var states = filter ? [filter] : ["open", "claimed"];  // the default: everything not yet resolved
+    return Promise.all(states.map(function (s) { return api("GET", kbPath("/handoffs?state=" + s)); }))
+      .then(function (lists) {
+        if (kb !== state.kb || seq !== hoSeq) return null;
+        var queue = [];
+        lists.forEach(function (list) { queue = queue.concat(list.data); });
+        state.ho = { filter: filter, data: queue };
+        var fresh = states.indexOf("open") >= 0 ? newlyWaiting(queue) : [];
+        showError("app-error", null);
+        renderHandoffs();
+        return Promise.all([loadSummaries(kb, queue), refreshOpenHandoff(kb)]).then(function () {
+          if (kb !== state.kb) return;
+          renderHandoffs();
+          announceWaiting(fresh);
+        });
+      }).catch(function (err) { showError("app-error", err); });
+  }
+
+  // the open handoffs not seen before in this knowledge base (none on the first look: those are on the screen)
+  function newlyWaiting(queue) {
+    var open = queue.filter(function (h) { return h.state === "open"; }).map(function (h) { return h.conversation_id; });
+    var known = state.hoKnown;
+    state.hoKnown = (known || []).concat(open.filter(function (id) { return !known || known.indexOf(id) < 0; }));
+    return known ? open.filter(function (id) { return known.indexOf(id) < 0; }) : [];
+  }
+
+  function announceWaiting(ids) {
+    if (!ids.length) return;
+    if (ids.length > 1) { announce(t("hoNewWaitingN", { n: ids.length })); return; }
+    var summary = state.hoSummaries[ids[0]];
+    announce(t("hoNewWaiting", { q: summary && summary.last ? summary.last : ids[0] }));
+  }
+
+  function summarize(detail) {
+    var turns = detail.turns || [];
+    return { first: turns.length ? turns[0].question : "", last: turns.length ? turns[turns.length - 1].question : "",
+             turns: turns.length, at: Date.now() };
+  }
+
+  function loadSummaries(kb, queue) {
+    var now = Date.now();
+    var due = queue.slice(0, SUMMARY_LIMIT).filter(function (h) {
+      var s = state.hoSummaries[h.conversation_id];
+      return !s || now - s.at > SUMMARY_MAX_AGE_MS;
+    });
+    return Promise.all(due.map(function (h) {
+      var id = h.conversation_id;
+      return api("GET", kbPath("/conversations/" + enc(id))).then(function (detail) {
+        if (kb === state.kb) state.hoSummaries[id] = summarize(detail);
+      }, function () {
+        if (kb === state.kb) state.hoSummaries[id] = { first: "", last: "", turns: 0, at: Date.now() };  // erased
+      });
+    }));
+  }
+
+  function reasonText(reason) {
+    if (!reason) return "–";
+    return REASONS.indexOf(reason) >= 0 ? t("reason_" + reason) : reason;
+  }
+
+  function stateBadge(h) {
+    var label = h.state === "claimed" ? t("hoClaimedBy", { agent: h.agent || "–" })
+      : h.state === "resolved" ? t("hoResolvedBy", { agent: h.agent || "–" }) : t("ho_open");
+    return badge("ho-" + h.state, label);
+  }
+
+  function renderHandoffs(force) {
+    var ho = state.ho;
+    var open = state.hoOpen && state.hoOpen.id;
+    var drawn = JSON.stringify([lang, ho, open, ho ? ho.data.map(function (h) {
+      var s = state.hoSummaries[h.conversation_id];
+      return s ? [s.first, s.last, s.turns] : null;
+    }) : null]);
+    if (!force && drawn === hoDrawn) return;  // nothing changed: the list (and the focus in it) stays as it is
+    hoDrawn = drawn;
+    var list = $("ho-list");
+    var focused = list.contains(document.activeElement) ? document.activeElement.getAttribute("data-open") : null;
+    clear(list);
+    if (!ho) { $("ho-status").textContent = ""; return; }
+    var count = function (st) { return ho.data.filter(function (h) { return h.state === st; }).length; };
+    $("ho-status").textContent = ho.filter === "resolved" ? t("hoStatusResolved", { n: ho.data.length })
+      : t("hoStatus", { open: count("open"), claimed: count("claimed") });
+    ho.data.forEach(function (h) {
+      var id = h.conversation_id;
+      var s = state.hoSummaries[id];
+      var item = el("li", { "class": "inbox-item ho-item", "data-handoff": id, "data-state": h.state });
+      if (id === open) item.setAttribute("aria-current", "true");
+      var head = el("p", { "class": "q" }, (s ? (s.first || id) : t("hoLoadingSummary")) + " ");
+      head.appendChild(stateBadge(h));
+      item.appendChild(head);
+      if (s && s.last && s.turns > 1) item.appendChild(el("p", { "class": "last" }, t("hoLast", { q: s.last })));
+      var meta = [t("hoReason", { reason: reasonText(h.reason) }), t("hoOpened", { when: when(h.opened_at) })];
+      if (s && s.turns) meta.push(t("hoTurns", { n: s.turns }));
+      if (h.updated_at !== h.opened_at) meta.push(t("hoUpdated", { when: when(h.updated_at) }));
+      item.appendChild(el("p", { "class": "meta" }, meta.join(" · ")));
+      var actions = el("div", { "class": "item-actions" });
+      var opener = button(t("open"), function (e) { openHandoff(id, e.currentTarget); }, "small",
+                          t("openHandoff", { q: s && s.first ? s.first : id }));
+      opener.setAttribute("data-open", id);
+      opener.setAttribute("aria-controls", "ho-panel");
+      opener.setAttribute("aria-expanded", String(id === open));
+      actions.appendChild(opener);
+      item.appendChild(actions);
+      list.appendChild(item);
+    });
+    if (!ho.data.length) {
+      list.appendChild(el("li", { "class": "muted" }, t(ho.filter === "resolved" ? "hoEmptyResolved" : "hoEmpty")));
+    }
+    if (focused) {
+      var again = list.querySelector('[data-open="' + CSS.escape(focused) + '"]');
+      (again || $("ho-title")).focus();
+    }
+  }
+
+  $("ho-state").addEventListener("change", function () { state.ho = null; renderHandoffs(); refreshHandoffs(); });
+  $("ho-filters").addEventListener("submit", function (e) { e.preventDefault(); refreshHandoffs(); });
+  $("ho-refresh").addEventListener("click", function () { refreshHandoffs(); });
+
+  // ---- one handed-off conversation: its transcript and the agent's replies, in the order they were written -------
+  function openHandoff(id, opener) {
+    hoOpener = opener;
+    if (!state.hoOpen || state.hoOpen.id !== id) $("ho-reply").value = "";
+    state.hoOpen = { id: id, detail: null, server: null, sent: [], repliesHidden: !may("chat"), handoff: queued(id),
+                     drawn: "" };
+    showError("ho-error", null);
+    renderHandoffPanel();
+    renderHandoffs();
+    $("ho-panel").hidden = false;
+    $("ho-panel-title").focus();
+    loadOpenHandoff(state.kb, state.hoOpen);
+  }
+
+  function queued(id) {
+    var found = state.ho && state.ho.data.filter(function (h) { return h.conversation_id === id; })[0];
+    return found || null;
+  }
+
+  function refreshOpenHandoff(kb) { return state.hoOpen ? loadOpenHandoff(kb, state.hoOpen) : Promise.resolve(); }
+
+  function loadOpenHandoff(kb, open) {
+    var path = kbPath("/conversations/" + enc(open.id));
+    // the agent's earlier replies come from the chat clients' route, which needs the chat scope: without it, skipped
+    var replies = open.repliesHidden ? Promise.resolve(null) : api("GET", path + "/agent").catch(function (err) {
+      if (err.status === 403) open.repliesHidden = true;
+      return null;
+    });
+    return Promise.all([api("GET", path), replies]).then(function (found) {
+      if (kb !== state.kb || state.hoOpen !== open) return;
+      open.detail = found[0];
+      state.hoSummaries[open.id] = summarize(found[0]);
+      if (found[1]) {
+        open.server = found[1].messages;
+        if (found[1].state) open.handoff = merged(open.handoff, { state: found[1].state, agent: found[1].agent });
+      }
+      var inQueue = queued(open.id);
+      if (inQueue) open.handoff = merged(open.handoff, inQueue);
+      renderHandoffPanel();
+    }).catch(function (err) {
+      if (kb === state.kb && state.hoOpen === open) showError("ho-error", err);
+    });
+  }
+
+  function merged(current, update) {
+    var out = {};
+    [current || {}, update].forEach(function (o) { Object.keys(o).forEach(function (k) { out[k] = o[k]; }); });
+    return out;
+  }
+
+  function renderHandoffPanel() {
+    var open = state.hoOpen;
+    $("ho-panel").hidden = !open;
+    if (!open) return;
+    var h = open.handoff;
+    $("ho-panel-title").textContent = t("hoPanelTitle", { id: open.id });
+    var stateLabel = h ? t("ho_" + h.state) : "–";
+    $("ho-panel-meta").textContent = !h ? ""
+      : t(h.agent ? "hoStateLineAgent" : "hoStateLine", { state: stateLabel, agent: h.agent || "",
+          reason: reasonText(h.reason), when: when(h.opened_at) });
+    $("ho-replies-note").hidden = !open.repliesHidden;
+    $("ho-resolve").disabled = !!h && h.state === "resolved";
+    var messages = open.server || open.sent;
+    var drawn = JSON.stringify([lang, open.detail && open.detail.turns.length, messages]);
+    if (drawn === open.drawn) return;  // the thread is unchanged: not re-drawn under the reader's eyes
+    open.drawn = drawn;
+    var thread = clear($("ho-thread"));
+    var entries = [];
+    (open.detail ? open.detail.turns : []).forEach(function (turn, i) {
+      entries.push({ at: Date.parse(turn.created_at), node: renderTurn(turn, i + 1) });
+    });
+    messages.forEach(function (m) { entries.push({ at: Date.parse(m.created_at), node: agentEntry(m) }); });
+    entries.sort(function (a, b) { return a.at - b.at; });  // stable: a turn before a reply of the same instant
+    entries.forEach(function (entry) { thread.appendChild(entry.node); });
+  }
+
+  function agentEntry(m) {
+    var node = el("article", { "class": "turn agent-reply", "aria-label": t("agentReply") });
+    node.appendChild(el("h4", null, t("agentSaid", { agent: m.agent, when: when(m.created_at) })));
+    node.appendChild(el("p", { "class": "a" }, m.text));
+    return node;
+  }
+
+  function needAgent() {
+    var name = agentName();
+    try { if (name) localStorage.setItem(AGENT_KEY, name); } catch (e) { /* not remembered, still used */ }
+    if (name) return name;
+    $("ho-error").textContent = t("needAgent");
+    $("ho-agent").focus();
+    return null;
+  }
+
+  function handoffAction(path, body, control) {
+    var open = state.hoOpen, kb = state.kb;
+    control.disabled = true;
+    showError("ho-error", null);
+    return api("POST", kbPath("/handoffs/" + enc(open.id) + path), body).then(function (result) {
+      return kb === state.kb && state.hoOpen === open ? result : null;
+    }).catch(function (err) {
+      if (state.hoOpen === open) showError("ho-error", err);
+      return null;
+    }).then(function (result) {
+      control.disabled = false;
+      return result;
+    });
+  }
+
+  $("ho-claim").addEventListener("click", function (e) {
+    var agent = needAgent();
+    if (!agent) return;
+    var open = state.hoOpen;
+    handoffAction("/claim", { agent: agent }, e.currentTarget).then(function (handoff) {
+      if (!handoff) return;
+      open.handoff = merged(open.handoff, handoff);
+      renderHandoffPanel();
+      announce(t("hoClaimed", { agent: handoff.agent }));
+      $("ho-reply").focus();
+      refreshHandoffs();
+    });
+  });
+
+  $("ho-reply-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var agent = needAgent();
+    if (!agent) return;
+    var text = $("ho-reply").value.trim();
+    if (!text) { $("ho-error").textContent = t("needReply"); $("ho-reply").focus(); return; }
+    var open = state.hoOpen;
+    handoffAction("/reply", { agent: agent, text: text }, $("ho-send")).then(function (message) {
+      if (!message) return;
+      open.sent.push(message);
+      if (open.server) open.server = open.server.concat([message]);
+      if (!open.handoff || open.handoff.state !== "claimed") {
+        open.handoff = merged(open.handoff, { state: "claimed", agent: agent });
+      }
+      $("ho-reply").value = "";
+      renderHandoffPanel();
+      announce(t("hoReplySent"));
+      $("ho-reply").focus();
+      refreshHandoffs();
+    });
+  });
+  $("ho-reply").addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && !e.isComposing) {
+      e.preventDefault();
+      $("ho-reply-form").requestSubmit();
+    }
+  });
+
+  $("ho-resolve").addEventListener("click", function (e) {
+    var open = state.hoOpen;
+    handoffAction("/resolve", undefined, e.currentTarget).then(function (handoff) {
+      if (!handoff) return;
+      open.handoff = merged(open.handoff, handoff);
+      renderHandoffPanel();
+      $("ho-panel-title").focus();  // the Resolve button is disabled now: the focus goes to the conversation
+      announce(t("hoResolvedDone"));
+      refreshHandoffs();
+    });
+  });
+
+  $("ho-close").addEventListener("click", function () {
+    var id = state.hoOpen && state.hoOpen.id;
+    state.hoOpen = null;
+    renderHandoffPanel();
+    renderHandoffs();
+    var opener = hoOpener && document.body.contains(hoOpener) ? hoOpener
+      : id && document.querySelector('[data-open="' + CSS.escape(id) + '"]');
+    (opener || $("ho-title")).focus();
+  });
+  $("ho-panel").addEventListener("keydown", function (e) { if (e.key === "Escape") $("ho-close").click(); });
+
   // ---- language -------------------------------------------------------------------------------------------------
   function applyLanguage() {
     document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
@@ -761,6 +1596,11 @@
     renderChunks();
     renderConversations();
     renderTranscript();
+    renderDashboard();
+    renderInbox();
+    renderFixResult();
+    renderHandoffs(true);
+    renderHandoffPanel();
   }
 
   $("lang").addEventListener("change", function () {

@@ -21,12 +21,12 @@
           label: "Your question", send: "Send", sources: "Sources", up: "Helpful", down: "Not helpful",
           thanks: "Thanks for the feedback!", handoff: "A member of our team will take it from here.",
           error: "Sorry, something went wrong. Please try again.", greeting: "Hi! Ask me anything about our orders, shipping, returns, accounts, billing or warranty.",
-          you: "You", bot: "Assistant", reset: "New conversation", related: "Related reading" },
+          you: "You", bot: "Assistant", reset: "New conversation", related: "Related reading", agent: "Support agent" },
     zh: { title: "在线客服", open: "打开聊天", close: "关闭聊天", placeholder: "请输入您的问题…",
           label: "您的问题", send: "发送", sources: "参考来源", up: "有帮助", down: "没有帮助",
           thanks: "感谢您的反馈！", handoff: "我们的客服人员会尽快为您处理。",
           error: "抱歉，出了点问题，请稍后再试。", greeting: "您好！关于订单、配送、退换货、账户、支付或保修的问题都可以问我。",
-          you: "您", bot: "客服助手", reset: "新对话", related: "相关阅读" }
+          you: "您", bot: "客服助手", reset: "新对话", related: "相关阅读", agent: "人工客服" }
   }[lang];
 
   var css = [
@@ -47,6 +47,7 @@
     ".ragw-bot{align-self:flex-start;background:#fff;border:1px solid #e3e6ea;border-bottom-left-radius:4px}",
     ".ragw-handoff{border-color:#e0a100;background:#fff8e6}",
     ".ragw-note{font-size:13px;color:#7a5a00;margin-top:6px}",
+    ".ragw-agent{border-left:3px solid #2b6cb0}",
     ".ragw-sources{margin-top:8px;border-top:1px solid #eef0f2;padding-top:6px;font-size:13px}",
     ".ragw-sources h3{margin:0 0 4px;font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:#5f6670}",
     ".ragw-source{display:block;width:100%;text-align:left;background:none;border:0;padding:3px 0;color:var(--c);cursor:pointer;font:inherit;text-decoration:underline}",
@@ -239,13 +240,52 @@
     log.scrollTop = log.scrollHeight;
   }
 
+  function addAgent(m) {
+    var node = el("div", { "class": "ragw-msg ragw-bot ragw-agent" });
+    node.appendChild(el("div", { "class": "ragw-note" }, (m.agent || T.agent) + " · " + T.agent));
+    node.appendChild(el("div", { "class": "ragw-text" }, m.text));
+    log.appendChild(node);
+    log.scrollTop = log.scrollHeight;
+  }
+
   function render() {
     log.textContent = "";
     addBot(T.greeting);
     state.messages.forEach(function (m) {
       if (m.role === "user") addUser(m.text);
+      else if (m.role === "agent") addAgent(m);
       else finish(addBot(""), m.reply);
     });
+  }
+
+  // Live handoff: once the bot has handed the conversation to a person, the agent's replies are fetched every few
+  // seconds until the agent resolves it.
+  var pollTimer = null;
+  function watchAgent() {
+    if (pollTimer || !state.conversationId) return;
+    var conversation = state.conversationId;
+    pollTimer = setTimeout(async function () {
+      pollTimer = null;
+      if (state.conversationId !== conversation) return;
+      try {
+        var url = api + "/chat/" + encodeURIComponent(conversation) + "/agent" +
+          (state.agentAfter ? "?after=" + encodeURIComponent(state.agentAfter) : "");
+        var response = await fetch(url);
+        if (!response.ok) return;
+        var updates = await response.json();
+        updates.messages.forEach(function (m) {
+          var message = { role: "agent", agent: m.agent, text: m.text };
+          state.messages.push(message);
+          state.agentAfter = m.created_at;
+          addAgent(message);
+        });
+        if (updates.messages.length) save();
+        state.live = updates.state === "open" || updates.state === "claimed";
+        if (state.live) watchAgent();
+      } catch (err) {
+        if (window.console) console.warn("support chat:", err);
+      }
+    }, 3000);
   }
 
   async function ask(question) {
@@ -296,7 +336,9 @@
       state.conversationId = reply.conversation_id;
       finish(view, reply);
       state.messages.push({ role: "bot", reply: { answer: reply.answer, handoff: reply.handoff, citations: reply.citations, related: reply.related, message_id: reply.message_id } });
+      if (reply.handoff) state.live = true;
       save();
+      if (state.live) watchAgent();
     } catch (err) {
       view.body.textContent = T.error;
       view.node.classList.add("ragw-handoff");
@@ -325,4 +367,5 @@
   });
 
   render();
+  if (state.live) watchAgent();
 })();

@@ -45,6 +45,7 @@ OPERATIONS = {
     "GET /admin/stats",
     "GET /v1/models",
     "POST /v1/chat/completions",
+    "GET /chat/{conversation_id}/agent",
 }
 
 load_all_checks()
