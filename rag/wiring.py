@@ -259,7 +259,16 @@ class KnowledgeBases:
             min_score_zh=settings.curated_min_score_zh,
             dense_languages=settings.dense_languages,
         )
-        chat = create_chat_service(settings, self._serve(kb_id).retriever, kb_id=kb_id, curated=matcher)
+        served = self.chat(kb_id)  # its generator (a local model is loaded once) and reply language
+        chat = ChatService(
+            settings,
+            served.retriever,
+            served.generator,
+            served.encoding,
+            kb_id=kb_id,
+            curated=matcher,
+            default_language=served.default_language,
+        )
         return chat.answer(question)
 
     def curated(self, kb_id: str) -> SQLiteCuratedAnswers:

@@ -70,7 +70,7 @@ def process(
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
-        if log:
+        if not isinstance(out, int):  # a log file we opened, not subprocess.DEVNULL
             out.close()
 
 

@@ -24,7 +24,7 @@ from rag.chat.holdback import hold_back_marker
 from rag.chat.intents import asks_for_human
 from rag.chat.related import related_documents
 from rag.chat.tags import Mood, mood, topic
-from rag.conversations.store import ConversationStore, StoredMessage
+from rag.conversations.store import AGENT_HANDLING, ConversationStore, StoredMessage
 from rag.core.errors import ContextOverflow, RagError
 from rag.core.settings import Settings
 from rag.core.types import Answer, Filters, Passage, Usage
@@ -137,10 +137,12 @@ class ChatService:
         events = self._events(question, language, ids, started, top_k, filters, history)
         if self._agent_has_it(ids["conversation_id"]):  # a person is answering here: the bot stays quiet
             message = str(self.settings.localized("agent_holding_message", language))
-            events = self._decline(question, language, [], "agent_handling", Usage(), started, ids, message)
+            events = self._decline(question, language, [], AGENT_HANDLING, Usage(), started, ids, message)
         for event in events:
             if event[0] == "answer":
                 answer = event[1]
+                if answer.decline_reason == AGENT_HANDLING:
+                    answer.handoff = False  # already with a person: neither a new handoff nor a miss
                 answer.mood = feeling.level
                 answer.topic = topic([c.title for c in answer.citations], question)
                 if feeling.level == "frustrated" and answer.answered:
@@ -351,7 +353,7 @@ class ChatService:
             turns = self.store.history(conversation_id, limit=HISTORY_TURNS, kb_id=self.kb_id or None)
         except RagError:
             return mood(question)
-        declined = sum(not t.answered and t.decline_reason != "customer_request" for t in turns)
+        declined = sum(not t.answered and t.decline_reason not in ("customer_request", AGENT_HANDLING) for t in turns)
         return mood(question, [t.question for t in turns], declined)
 
     def _record(self, answer: Answer, customer_id: str | None = None) -> None:
@@ -359,11 +361,11 @@ class ChatService:
             try:
                 stored = StoredMessage.from_answer(answer, datetime.now(UTC), kb_id=self.kb_id, customer_id=customer_id)
                 self.store.add_message(stored)
-                if answer.handoff and answer.decline_reason != "agent_handling":  # into the agents' queue
+                if answer.handoff:  # into the agents' queue
                     self.store.open_handoff(self.kb_id, answer.conversation_id, answer.decline_reason)
             except RagError:
                 log.exception("could not store message %s", answer.message_id)
-        if answer.handoff and answer.decline_reason != "agent_handling" and self.on_handoff is not None:
+        if answer.handoff and self.on_handoff is not None:
             try:
                 self.on_handoff(answer.conversation_id, answer)
             except Exception:  # a notifier must never break the reply

@@ -14,7 +14,7 @@ from datetime import datetime
 import numpy as np
 
 from rag.conversations.analytics import QuestionGroup
-from rag.conversations.store import CUSTOMER_REQUEST, Feedback, StoredMessage
+from rag.conversations.store import AGENT_HANDLING, CUSTOMER_REQUEST, Feedback, StoredMessage
 
 Grouper = Callable[[Sequence[str]], list[QuestionGroup]]
 
@@ -78,11 +78,13 @@ def in_range(
 
 
 def dashboard(messages: Sequence[StoredMessage], feedback: Sequence[Feedback], top: int = 10) -> Dashboard:
-    """The dashboard of these turns and the ratings given to them.
+    """The dashboard of these turns (those written to an agent who had the conversation left out) and the ratings
+    given to them.
 
     >>> dashboard([], []).questions, dashboard([], []).answered_rate
     (0, None)
     """
+    messages = [m for m in messages if m.decline_reason != AGENT_HANDLING]
     asked = {m.message_id: m for m in messages}
     ratings = [f for f in feedback if f.message_id in asked]
     days: dict[str, Day] = {}
@@ -156,6 +158,7 @@ class Inbox:
 def inbox(messages: Sequence[StoredMessage], feedback: Sequence[Feedback], group: Grouper, limit: int = 50) -> Inbox:
     """What to fix: questions the bot declined (not customers asking for a person) grouped with every similar
     question asked, the answers customers rated down, and the handoffs."""
+    messages = [m for m in messages if m.decline_reason != AGENT_HANDLING]  # written to a person, not to the bot
     by_wording: dict[str, list[StoredMessage]] = {}
     for m in messages:
         by_wording.setdefault(m.question, []).append(m)

@@ -44,7 +44,7 @@ from rag.conversations.store import (
     Rating,
     StoredMessage,
 )
-from rag.core.errors import ConfigurationError, DatabaseUnavailable, MessageNotFound, NotFound
+from rag.core.errors import ConfigurationError, Conflict, DatabaseUnavailable, MessageNotFound, NotFound
 
 _URL_EXAMPLES = "sqlite:///data/conversations.db or postgresql+psycopg://user:password@host:5432/dbname"
 
@@ -311,7 +311,12 @@ class SQLAlchemyConversationStore:
             row = conn.execute(sa.select(_handoffs).where(*_handoff_key(kb_id, conversation_id))).first()
             if row is None:
                 values = dict(kb_id=kb_id, conversation_id=conversation_id, state="open", agent=None, reason=reason)
-                conn.execute(_handoffs.insert().values(**values, opened_at=now, updated_at=now))
+                inserts: dict[str, Callable[[sa.Table], postgresql.Insert | sqlite.Insert]] = {
+                    "postgresql": postgresql.insert,
+                    "sqlite": sqlite.insert,
+                }
+                insert = inserts[conn.dialect.name](_handoffs)  # two handoffs at once: the first one stands
+                conn.execute(insert.values(**values, opened_at=now, updated_at=now).on_conflict_do_nothing())
             elif row.state == "resolved":
                 conn.execute(
                     _handoffs.update()
@@ -330,7 +335,9 @@ class SQLAlchemyConversationStore:
         query = sa.select(_handoffs).where(_handoffs.c.kb_id == kb_id)
         if state is not None:
             query = query.where(_handoffs.c.state == state)
-        query = query.order_by(_handoffs.c.opened_at).limit(limit)
+        # waiting ones oldest first (served in turn); resolved ones newest first
+        order = _handoffs.c.opened_at.desc() if state == "resolved" else _handoffs.c.opened_at
+        query = query.order_by(order).limit(limit)
         with self._transaction() as conn:
             return [Handoff(**row._asdict()) for row in conn.execute(query)]
 
@@ -338,13 +345,20 @@ class SQLAlchemyConversationStore:
         if state not in HANDOFF_STATES:
             raise ValueError(f"state must be one of {', '.join(HANDOFF_STATES)}, not {state!r}")
         with self._transaction() as conn:
+            current = conn.execute(sa.select(_handoffs).where(*_handoff_key(kb_id, conversation_id))).first()
+            if current is None:
+                raise NotFound(f"Conversation {conversation_id!r} was never handed off in knowledge base {kb_id!r}")
+            taken = current.state == "claimed" and current.agent not in (None, agent)
+            if state == "claimed" and taken:
+                raise Conflict(f"{current.agent} has this conversation - ask them, or resolve it first")
+            mine = sa.or_(_handoffs.c.state != "claimed", _handoffs.c.agent.is_(None), _handoffs.c.agent == agent)
             done = conn.execute(
                 _handoffs.update()
-                .where(*_handoff_key(kb_id, conversation_id))
+                .where(*_handoff_key(kb_id, conversation_id), mine if state == "claimed" else sa.true())
                 .values(state=state, agent=agent, updated_at=datetime.now(UTC))
             ).rowcount
-            if not done:
-                raise NotFound(f"Conversation {conversation_id!r} was never handed off in knowledge base {kb_id!r}")
+            if not done:  # another agent claimed it between the read and the update
+                raise Conflict("Another agent has just taken this conversation")
             row = conn.execute(sa.select(_handoffs).where(*_handoff_key(kb_id, conversation_id))).one()
         return Handoff(**row._asdict())
 

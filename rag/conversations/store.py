@@ -21,6 +21,7 @@ Rating = Literal["up", "down"]
 RATINGS: tuple[str, ...] = ("up", "down")
 FeedbackFilter = Literal["up", "down", "any", "none"]
 FEEDBACK_FILTERS: tuple[str, ...] = ("up", "down", "any", "none")
+AGENT_HANDLING = "agent_handling"  # the decline_reason of a turn written while an agent had the conversation
 CUSTOMER_REQUEST = "customer_request"  # the decline_reason of a customer asking for a person: not a gap in the KB
 
 

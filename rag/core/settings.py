@@ -246,10 +246,17 @@ class Settings(BaseSettings):
         if "llm_base_url" in overrides and "llm_api_key" not in overrides:
             values["llm_api_key"] = None  # the server's key never goes to a server a knowledge base names
         try:
-            return type(self).model_validate(values)
+            settings = type(self).model_validate(values)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise ValueError(f"invalid settings - {problems}") from None
+        # a knowledge base must not be set to a generator this server cannot run (every question would fail)
+        generator = settings.resolved_generator()
+        if generator == "llamacpp" and settings.llamacpp_model_path is None:
+            raise ValueError("generator llamacpp needs RAG_LLAMACPP_MODEL_PATH, which this server does not set")
+        if generator == "openai" and not (settings.llm_base_url or settings.llm_api_key):
+            raise ValueError("generator openai needs llm_base_url (a local server) or llm_api_key (OpenAI)")
+        return settings
 
     def model_id(self) -> str:
         return self.api_model_name or self.kb_dir.resolve().name

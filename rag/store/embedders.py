@@ -7,6 +7,7 @@ package, so it loads with no network. Any other sentence-transformers model name
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -41,6 +42,9 @@ def resolve_model(name: str) -> str:
     return name
 
 
+_SLICE_BATCHES = 4  # batches embedded under the lock at a time
+
+
 class SentenceTransformerEmbedder:
     """sentence-transformers model, batched, normalized; `name` is what the knowledge base records."""
 
@@ -49,6 +53,7 @@ class SentenceTransformerEmbedder:
             raise ValueError(f"batch_size must be greater than 0. Currently, the batch_size is {batch_size}")
         self.name = name
         self.batch_size = batch_size
+        self._lock = threading.Lock()
         location = resolve_model(name)
         if offline:
             # huggingface_hub reads this at import time; a local model then never touches the network.
@@ -75,16 +80,27 @@ class SentenceTransformerEmbedder:
         self.dimension = int(dimension)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors of `texts`, in order. Safe from several threads (a server embeds questions while an ingest job
+        embeds chunks): the model's tokenizer fails when two threads use it at once, so one slice of a few batches
+        runs at a time, and a question waits for one slice, not for a whole ingest group. Texts are taken longest
+        first across slices (less padding), then put back in order."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        step = _SLICE_BATCHES * self.batch_size
+        for start in range(0, len(order), step):
+            rows = order[start : start + step]
+            with self._lock:
+                vectors = self.model.encode(
+                    [texts[i] for i in rows],
+                    batch_size=self.batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+            out[rows] = vectors
+        return out
 
 
 EmbedderFactory = Callable[[], Embedder]

@@ -78,6 +78,7 @@ class KnowledgeBase:
         self.index = index
         self.lexical = lexical
         self._swap = threading.Lock()  # one refresh or write replaces the indexes at a time
+        self._unreadable: int | None = None  # a committed generation whose files could not be read
         self._ef_search, self._nprobe = ef_search, nprobe
 
     # ---- opening -------------------------------------------------------------------------------------
@@ -157,7 +158,7 @@ class KnowledgeBase:
         serving). A writer committing yet another generation meanwhile deletes the files of the one just named:
         then the newest is read again, and if that keeps failing the loaded generation goes on serving."""
         generation = self.store.generation()
-        if generation is None or generation == self.manifest.generation:
+        if generation is None or generation in (self.manifest.generation, self._unreadable):
             return False
         with self._swap:
             for attempt in range(_REFRESH_ATTEMPTS):
@@ -166,6 +167,7 @@ class KnowledgeBase:
                     index, lexical = self._load(self.path, manifest, self._ef_search, self._nprobe)
                 except (KnowledgeBaseCorrupt, OSError, RuntimeError):  # faiss reports a vanished file as RuntimeError
                     if attempt + 1 == _REFRESH_ATTEMPTS:
+                        self._unreadable = generation  # not tried again until another one commits
                         log.warning(
                             "%s: generation %s could not be loaded; serving %s",
                             self.path,

@@ -99,7 +99,7 @@ def list_handoffs(
     response_model=HandoffOut,
     dependencies=[scoped("conversations")],
     summary="Take a conversation: from now on the bot stays quiet in it",
-    responses=error_responses(400, 413),
+    responses=error_responses(400, 409, 413, s409="Another agent has it"),
 )
 def claim(kb: str, conversation_id: str, body: Claim, kbs: KnowledgeBasesDep) -> HandoffOut:
     return HandoffOut.of(_store(kbs.store).set_handoff(kb, conversation_id, "claimed", body.agent))
@@ -110,15 +110,15 @@ def claim(kb: str, conversation_id: str, body: Claim, kbs: KnowledgeBasesDep) ->
     response_model=AgentMessageOut,
     dependencies=[scoped("conversations")],
     summary="Reply to the customer (claims the conversation if nobody has)",
-    responses=error_responses(400, 413),
+    responses=error_responses(400, 409, 413, s409="Another agent has it"),
 )
 def reply(kb: str, conversation_id: str, body: Reply, kbs: KnowledgeBasesDep) -> AgentMessageOut:
     store = _store(kbs.store)
     handoff = store.handoff(kb, conversation_id)
     if handoff is None:
         raise NotFound(f"Conversation {conversation_id!r} was never handed off in knowledge base {kb!r}")
-    if handoff.state != "claimed":
-        store.set_handoff(kb, conversation_id, "claimed", body.agent)
+    if handoff.state != "claimed" or handoff.agent != body.agent:
+        store.set_handoff(kb, conversation_id, "claimed", body.agent)  # Conflict when another agent has it
     return AgentMessageOut.of(store.add_agent_message(kb, conversation_id, body.agent, body.text))
 
 
@@ -164,11 +164,18 @@ def kb_agent_updates(
     "/chat/{conversation_id}/agent",
     response_model=AgentUpdates,
     summary="For the widget: the handoff's state and the agent's replies in a conversation of the default KB",
+    description="Open like /chat, so `message_id` (of any answer given in the conversation) proves the caller took "
+    "part in it: a conversation id chosen by a client may be guessed, a message id is not.",
 )
 def agent_updates(
     conversation_id: str,
     services: ServicesDep,
+    message_id: Annotated[str, Query(min_length=1, max_length=128, description="An answer's message_id")],
     after: str | None = Query(None, json_schema_extra=DATE_SCHEMA),
 ) -> AgentUpdates:
     chat = services.chat_for(None)
-    return _updates(_store(chat.store), chat.kb_id, conversation_id, after)
+    store = _store(chat.store)
+    turn = store.get_message(message_id)
+    if turn is None or turn.conversation_id != conversation_id or turn.kb_id != chat.kb_id:
+        raise NotFound(f"No conversation {conversation_id!r} with a message {message_id!r}")
+    return _updates(store, chat.kb_id, conversation_id, after)

@@ -28,6 +28,7 @@ router = APIRouter(
     responses=error_responses(401, 403, 404, 422, 503),
 )
 DEFAULT_DAYS = 30
+MAX_DAYS = 366
 
 
 class Window(BaseModel):
@@ -40,14 +41,17 @@ class Window(BaseModel):
 
 def _window(
     since: str | None = Query(
-        None, description="From this date or date-time (default: 30 days ago)", json_schema_extra=DATE_SCHEMA
+        None,
+        description="From this date or date-time (default: 30 days ago; at most a year back)",
+        json_schema_extra=DATE_SCHEMA,
     ),
     until: str | None = Query(None, description="Before this date or date-time", json_schema_extra=DATE_SCHEMA),
     language: Literal["en", "zh"] | None = Query(None),
     mood: Literal["calm", "annoyed", "frustrated"] | None = Query(None),
     topic: str | None = Query(None, max_length=500, description="A topic as top_topics names it"),
 ) -> Window:
-    start = date_param(since, "since") or datetime.now(UTC) - timedelta(days=DEFAULT_DAYS)
+    earliest = datetime.now(UTC) - timedelta(days=MAX_DAYS)  # bounds the turns one request reads
+    start = max(date_param(since, "since") or datetime.now(UTC) - timedelta(days=DEFAULT_DAYS), earliest)
     return Window(since=start, until=date_param(until, "until"), language=language, mood=mood, topic=topic)
 
 

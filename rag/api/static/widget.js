@@ -97,7 +97,8 @@
   }
   function save() {
     state.updatedAt = Date.now();
-    try { localStorage.setItem(storeKey, JSON.stringify({ conversationId: state.conversationId, messages: state.messages.slice(-50), updatedAt: state.updatedAt })); }
+    try { localStorage.setItem(storeKey, JSON.stringify({ conversationId: state.conversationId, messages: state.messages.slice(-50), updatedAt: state.updatedAt,
+                                                          live: state.live, liveSince: state.liveSince, agentAfter: state.agentAfter, proof: state.proof })); }
     catch (e) { /* storage full or disabled: the conversation just won't survive a reload */ }
   }
 
@@ -260,19 +261,27 @@
 
   // Live handoff: once the bot has handed the conversation to a person, the agent's replies are fetched every few
   // seconds until the agent resolves it.
-  var pollTimer = null;
+  var pollTimer = null, pollDelay = 3000;
+  var waitLimitMs = 30 * 60000;  // a handoff nobody takes within this is left to the webhook (e-mail, help desk)
   function watchAgent() {
-    if (pollTimer || !state.conversationId) return;
+    if (pollTimer || !state.conversationId || !state.proof) return;
+    if (Date.now() - (state.liveSince || Date.now()) > waitLimitMs && !state.claimed) { state.live = false; save(); return; }
     var conversation = state.conversationId;
     pollTimer = setTimeout(async function () {
       pollTimer = null;
       if (state.conversationId !== conversation) return;
       try {
-        var url = api + "/chat/" + encodeURIComponent(conversation) + "/agent" +
-          (state.agentAfter ? "?after=" + encodeURIComponent(state.agentAfter) : "");
+        var url = api + "/chat/" + encodeURIComponent(conversation) + "/agent?message_id=" + encodeURIComponent(state.proof) +
+          (state.agentAfter ? "&after=" + encodeURIComponent(state.agentAfter) : "");
         var response = await fetch(url);
-        if (!response.ok) return;
+        if (!response.ok) {  // the server is busy or restarting: try again, less often
+          pollDelay = Math.min(pollDelay * 2, 60000);
+          if (response.status !== 404) watchAgent();
+          return;
+        }
+        pollDelay = 3000;
         var updates = await response.json();
+        state.claimed = updates.state === "claimed";
         updates.messages.forEach(function (m) {
           var message = { role: "agent", agent: m.agent, text: m.text };
           state.messages.push(message);
@@ -281,11 +290,14 @@
         });
         if (updates.messages.length) save();
         state.live = updates.state === "open" || updates.state === "claimed";
+        save();
         if (state.live) watchAgent();
       } catch (err) {
         if (window.console) console.warn("support chat:", err);
+        pollDelay = Math.min(pollDelay * 2, 60000);
+        watchAgent();
       }
-    }, 3000);
+    }, pollDelay);
   }
 
   async function ask(question) {
@@ -336,7 +348,8 @@
       state.conversationId = reply.conversation_id;
       finish(view, reply);
       state.messages.push({ role: "bot", reply: { answer: reply.answer, handoff: reply.handoff, citations: reply.citations, related: reply.related, message_id: reply.message_id } });
-      if (reply.handoff) state.live = true;
+      state.proof = reply.message_id;  // an answer of this conversation: proves taking part when asking for replies
+      if (reply.handoff && !state.live) { state.live = true; state.liveSince = Date.now(); }
       save();
       if (state.live) watchAgent();
     } catch (err) {

@@ -51,9 +51,16 @@ def test_claim_reply_quiet_bot_resolve_and_erase(served):
 
         claimed = client.post(f"/api/kbs/shop/handoffs/{cid}/claim", json={"agent": "Mia"}, headers=ADMIN).json()
         assert claimed["state"] == "claimed" and claimed["agent"] == "Mia"
+        other = client.post(f"/api/kbs/shop/handoffs/{cid}/claim", json={"agent": "Bob"}, headers=ADMIN)
+        assert other.status_code == 409 and "Mia" in other.json()["error"]["message"]  # one agent at a time
         quiet = client.post("/chat", json={"question": "How much is gift wrapping?", "conversation_id": cid}).json()
         assert quiet["decline_reason"] == "agent_handling"
         assert quiet["answer"] == Settings(_env_file=None).agent_holding_message and not quiet["citations"]
+        assert not quiet["handoff"]  # already with a person: not a new handoff, and not a gap in the inbox
+        assert all(
+            g["question"] != "How much is gift wrapping?"
+            for g in client.get("/api/kbs/shop/inbox", headers=ADMIN).json()["gaps"]
+        )
 
         sent = client.post(
             f"/api/kbs/shop/handoffs/{cid}/reply",
@@ -61,11 +68,14 @@ def test_claim_reply_quiet_bot_resolve_and_erase(served):
             headers=ADMIN,
         )
         assert sent.status_code == 200
-        updates = client.get(f"/chat/{cid}/agent").json()
+        proof = {"message_id": asked["message_id"]}
+        assert client.get(f"/chat/{cid}/agent").status_code == 422  # no proof of taking part
+        assert client.get(f"/chat/{cid}/agent", params={"message_id": "guess"}).status_code == 404
+        updates = client.get(f"/chat/{cid}/agent", params=proof).json()
         assert updates["state"] == "claimed" and [m["text"] for m in updates["messages"]] == [
             "Hi, it's $4.50 per item."
         ]
-        later = client.get(f"/chat/{cid}/agent", params={"after": updates["messages"][0]["created_at"]}).json()
+        later = client.get(f"/chat/{cid}/agent", params={**proof, "after": updates["messages"][0]["created_at"]}).json()
         assert later["messages"] == []
         transcript = client.get(f"/api/kbs/shop/conversations/{cid}", headers=ADMIN).json()
         assert [t["question"] for t in transcript["turns"]][-1] == "How much is gift wrapping?"  # the agent sees it
@@ -78,7 +88,7 @@ def test_claim_reply_quiet_bot_resolve_and_erase(served):
         with sqlite3.connect(root / "conversations.sqlite") as db:
             dump = "\n".join(db.iterdump())
         assert cid not in dump and "$4.50 per item." not in dump
-        assert client.get(f"/chat/{cid}/agent").json() == {"state": None, "agent": None, "messages": []}
+        assert client.get(f"/chat/{cid}/agent", params=proof).status_code == 404  # erased: nothing to show
 
 
 def test_the_widget_shows_the_agents_reply(served):
