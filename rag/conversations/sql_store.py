@@ -158,17 +158,29 @@ class SQLAlchemyConversationStore:
         in_memory = self._engine.dialect.name == "sqlite" and not _sqlite_file(self._engine.url)
         self._lock: AbstractContextManager[Any] = threading.Lock() if in_memory else nullcontext()
         try:
-            with self._engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_CREATE_LOCK})
-                _metadata.create_all(conn)
-                _add_missing_columns(conn)
+            self._create_schema()
         except DBAPIError as exc:
             self._engine.dispose()
             raise ConfigurationError(
                 f"Cannot use the conversation database {self._shown} (RAG_DATABASE_URL): {_reason(exc)} - check "
                 f"that the server is running and that the URL's host, port, database, user and password are right"
             ) from exc
+
+    def _create_schema(self, attempts: int = 3) -> None:
+        """The tables, columns and indexes this version uses, created where missing. On PostgreSQL an advisory
+        lock serialises processes starting at once; SQLite has none, so a table another process created between
+        this one's check and its CREATE is simply checked again."""
+        for attempt in range(attempts):
+            try:
+                with self._engine.begin() as conn:
+                    if conn.dialect.name == "postgresql":
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_CREATE_LOCK})
+                    _metadata.create_all(conn)
+                    _add_missing_columns(conn)
+                return
+            except OperationalError as exc:
+                if "already exists" not in str(exc.orig) or attempt + 1 == attempts:
+                    raise
 
     def add_message(self, message: StoredMessage) -> None:
         row = {name: getattr(message, name) for name in StoredMessage.__dataclass_fields__}
