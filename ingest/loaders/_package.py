@@ -41,8 +41,10 @@ def check_package(path: Path, limits: FileLimits, counted: dict[str, tuple[str, 
                 for what, count in seen.items():
                     if count > limits.max_elements:
                         raise too_many_elements(path, limits.max_elements, what)
+                # read to the end: zipfile checks the CRC only there, so a part whose stated size lies fails here,
+                # before the format's parser reads it whole
                 while stream.read(_PIECE):
-                    pass
+                    continue
 
 
 def _count_elements(stream: IO[bytes], group_of: dict[str, str], seen: dict[str, int], limit: int) -> None:
@@ -61,4 +63,4 @@ def _count_elements(stream: IO[bytes], group_of: dict[str, str], seen: dict[str,
             while element.getprevious() is not None:
                 del element.getparent()[0]
     except etree.XMLSyntaxError:
-        pass  # the loader's own parser reports a broken part; this only counts
+        return  # what was counted stands; the format's own parser then reports the broken part in its words
