@@ -242,7 +242,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     services = build_services(settings)
     try:
         answer = services.chat_for(kb_id).answer(
-            args.question, top_k=settings.top_k, filters=filters, conversation_id=args.conversation
+            args.question, top_k=settings.top_k, filters=filters, conversation_id=args.conversation, channel="cli"
         )
     finally:
         services.close()

@@ -2,18 +2,21 @@
 
     services = build_services(settings)     the knowledge bases (one with RAG_KB_DIR, several under RAG_KB_ROOT),
     ...                                     embedder, retrievers, generators, chat services, conversation store,
-    services.close()                        handoff webhook, ingest jobs and the retention sweeper
+    services.close()                        handoff webhook, ingest jobs, the retention sweeper and the messaging
+                                            channels
 
 The edges (`rag.api`, `rag.cli`) call these; nothing below them builds another layer's parts.
 """
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rag.channels.registry import Channels
 from rag.chat.curated import AnswerSource, CuratedMatcher, WithDraft
 from rag.chat.handoff import WebhookNotifier
 from rag.chat.service import ChatService
@@ -47,6 +50,7 @@ class Services:
     kbs: KnowledgeBases | None = None
     jobs: JobRunner | None = None
     conversations: ConversationStore | None = None
+    channels: Channels | None = None
     owned: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @property
@@ -198,9 +202,17 @@ class KnowledgeBases:
         self._served: dict[str, _Served] = {}
         self._curated: dict[str, SQLiteCuratedAnswers] = {}
         self._lock = threading.RLock()
+        self.on_change: list[Callable[[str], None]] = []  # called with the id after an update or a deletion
 
     def list(self) -> list[KnowledgeBaseInfo]:
         return self.catalog.list_kbs()
+
+    def ids(self) -> builtins.list[str]:  # (`list` is the method above, here)
+        return [info.id for info in self.catalog.list_kbs()]
+
+    def overrides(self, kb_id: str) -> Mapping[str, Any]:
+        """The knowledge base's own settings (kb.json), not merged with the server's."""
+        return self.catalog.get_kb(kb_id).settings
 
     def info(self, kb_id: str) -> KnowledgeBaseInfo:
         return self.catalog.get_kb(kb_id)
@@ -300,6 +312,7 @@ class KnowledgeBases:
         with self._lock:
             if kb_id in self._served:
                 self._served[kb_id].chat = None  # rebuilt with the new settings on the next question
+        self._changed(kb_id)
         return info
 
     def delete(self, kb_id: str) -> None:
@@ -322,6 +335,11 @@ class KnowledgeBases:
             curated.close()
         if served is not None:
             served.kb.close()
+        self._changed(kb_id)
+
+    def _changed(self, kb_id: str) -> None:
+        for listener in self.on_change:
+            listener(kb_id)
 
     def counts(self, kb_id: str) -> dict[str, int]:
         """Documents, files and chunks, without loading the indexes of a knowledge base nobody asked yet."""
@@ -404,7 +422,7 @@ def build_services(
         if settings.kb_root is None:  # one knowledge base: opened now, so a broken one fails at start
             kb_id = kbs.default_id()
             chat, kb = kbs.chat(kb_id), kbs.kb(kb_id)
-        jobs = None
+        jobs = channels = None
         if background:
             jobs = create_job_runner(kbs, settings)
             owned.append(jobs.close)
@@ -412,8 +430,14 @@ def build_services(
             if store is not None:
                 sweeper = RetentionSweeper(kbs.list, kbs.settings_for, store, settings.retention_check_seconds)
                 owned.append(sweeper.close)
+                channels = Channels(settings, kbs, kbs.chat, store)
+                owned.append(channels.close)
+                channels.start()
+                kbs.on_change.append(channels.reconfigure)
     except BaseException:
         for close in reversed(owned):
             close()
         raise
-    return Services(chat=chat, kb=kb, embedder=embedder, kbs=kbs, jobs=jobs, conversations=store, owned=owned)
+    return Services(
+        chat=chat, kb=kb, embedder=embedder, kbs=kbs, jobs=jobs, conversations=store, channels=channels, owned=owned
+    )

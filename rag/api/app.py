@@ -18,6 +18,7 @@ from rag.api.openapi import complete_openapi
 from rag.api.routes import (
     admin,
     answers,
+    channels,
     chat,
     console,
     conversations,
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         handoffs.router,
         handoffs.public,
         openai_compat.router,
+        channels.router,
         web.router,
         docs.router,
     ):

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from rag.channels.registry import Channels
 from rag.chat.service import ChatService
 from rag.core.errors import ConfigurationError
 from rag.core.settings import Settings
@@ -40,8 +41,16 @@ def get_jobs(request: Request) -> JobRunner:
     return jobs
 
 
+def get_channels(request: Request) -> Channels:
+    channels = request.app.state.services.channels
+    if channels is None:
+        raise ConfigurationError("messaging channels run only in a server (`rag serve`) with a conversation store")
+    return channels
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServicesDep = Annotated[Services, Depends(get_services)]
 ChatDep = Annotated[ChatService, Depends(get_chat_service)]
 KnowledgeBasesDep = Annotated[KnowledgeBases, Depends(get_knowledge_bases)]
 JobsDep = Annotated[JobRunner, Depends(get_jobs)]
+ChannelsDep = Annotated[Channels, Depends(get_channels)]

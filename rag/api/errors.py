@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from rag.channels.base import ChannelRequestInvalid, ChannelUnauthorized
 from rag.core.errors import (
     ConfigurationError,
     Conflict,
@@ -77,6 +78,8 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
 _RAG_ERRORS: list[tuple[type[RagError], int, str]] = [
     (GeneratorTimeout, 504, "llm_timeout"),
     (GeneratorUnavailable, 502, "llm_unavailable"),
+    (ChannelUnauthorized, 401, "unauthorized"),
+    (ChannelRequestInvalid, 400, "invalid_request"),
     (MessageNotFound, 404, "message_not_found"),
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),

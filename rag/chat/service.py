@@ -95,6 +95,7 @@ class ChatService:
         filters: Filters | None = None,
         history: list[tuple[str, str]] | None = None,
         customer_id: str | None = None,
+        channel: str = "",
     ) -> Answer:
         """The whole answer at once (the streaming path, consumed)."""
         return final_answer(
@@ -105,6 +106,7 @@ class ChatService:
                 filters=filters,
                 history=history,
                 customer_id=customer_id,
+                channel=channel,
             )
         )
 
@@ -117,10 +119,12 @@ class ChatService:
         filters: Filters | None = None,
         history: list[tuple[str, str]] | None = None,
         customer_id: str | None = None,
+        channel: str = "",
     ) -> Iterator[ChatEvent]:
         """`history`: earlier (question, answer) turns supplied by a stateless client (OpenAI-style APIs);
         without it the conversation store provides them. `customer_id` (the site's own id for the customer) is
-        stored with the turn, so everything tied to one customer can be erased.
+        stored with the turn, so everything tied to one customer can be erased; `channel` (web, api, slack, ...)
+        says where the customer asked.
 
         With `redact_pii`, e-mail addresses, phone, card and ID numbers in the question (and in the history a
         client sends) are replaced before anything is stored, searched or sent to a model."""
@@ -150,7 +154,7 @@ class ChatService:
                     offer = "\n\n" + str(self.settings.localized("frustrated_offer", language))
                     answer.answer += offer
                     yield ("delta", offer)
-                self._record(answer, customer_id)
+                self._record(answer, customer_id, channel)
             yield event
 
     def _events(
@@ -356,10 +360,12 @@ class ChatService:
         declined = sum(not t.answered and t.decline_reason not in ("customer_request", AGENT_HANDLING) for t in turns)
         return mood(question, [t.question for t in turns], declined)
 
-    def _record(self, answer: Answer, customer_id: str | None = None) -> None:
+    def _record(self, answer: Answer, customer_id: str | None = None, channel: str = "") -> None:
         if self.store is not None:
             try:
-                stored = StoredMessage.from_answer(answer, datetime.now(UTC), kb_id=self.kb_id, customer_id=customer_id)
+                stored = StoredMessage.from_answer(
+                    answer, datetime.now(UTC), kb_id=self.kb_id, customer_id=customer_id, channel=channel
+                )
                 self.store.add_message(stored)
                 if answer.handoff:  # into the agents' queue
                     self.store.open_handoff(self.kb_id, answer.conversation_id, answer.decline_reason)

@@ -31,6 +31,7 @@ COLUMNS: tuple[str, ...] = (
     "rating",
     "comment",
     "latency_ms",
+    "channel",
 )
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Excel opens a UTF-8 CSV as UTF-8 (Chinese readable) only when the file starts with this byte order mark.
@@ -48,7 +49,7 @@ def turns_csv(messages: Iterable[StoredMessage], feedback: Mapping[str, Feedback
     >>> header.startswith("kb_id,conversation_id,message_id,created_at,"), row.endswith("\\r\\n")
     (True, True)
     >>> print(row.rstrip())
-    shop,c1,m1,2026-03-01T09:30:00+00:00,,en,'=1+1?,,"Two, see [1].",true,false,,faq.md,,,12.35
+    shop,c1,m1,2026-03-01T09:30:00+00:00,,en,'=1+1?,,"Two, see [1].",true,false,,faq.md,,,12.35,
     """
     yield _line(COLUMNS)
     for message in messages:
@@ -73,6 +74,7 @@ def _row(m: StoredMessage, rating: Feedback | None) -> list[str]:
         rating.rating if rating else "",
         (rating.comment or "") if rating else "",
         f"{m.latency_ms:.2f}",
+        m.channel,
     ]
 
 

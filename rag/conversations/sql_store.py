@@ -4,6 +4,10 @@ default (one file beside the knowledge base), PostgreSQL when several API worker
     chat_messages   one row per answered question: what was asked, retrieved and answered, and how, in which
                     knowledge base (kb_id) and for which customer (customer_id)
     chat_feedback   at most one rating per message; a second rating replaces the first
+    chat_handoffs, chat_agent_messages    the agents' queue and a person's replies (live handoff)
+    chat_channel_threads    a messaging platform's user or thread -> its conversation, and where replies go
+    chat_channel_messages   the platform's id of each reply posted there -> the turn (ratings, mail threading)
+    chat_channel_events     platform event ids already answered (a re-delivery is answered once), kept a week
 
 Tables are created when missing, and columns added since a database was made are added when it opens. Times go in
 and come out as timezone-aware UTC datetimes. A conversation is its (kb_id, conversation_id): the same id in two
@@ -18,10 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import threading
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -36,6 +42,7 @@ from rag.conversations.store import (
     HANDOFF_STATES,
     RATINGS,
     AgentMessage,
+    ChannelThread,
     ConversationPage,
     ConversationQuery,
     ConversationSummary,
@@ -99,6 +106,7 @@ _messages = sa.Table(
     sa.Column("customer_id", sa.String),
     sa.Column("mood", sa.String, nullable=False, server_default=""),
     sa.Column("topic", sa.Text, nullable=False, server_default=""),
+    sa.Column("channel", sa.String, nullable=False, server_default=""),
     sa.Index("ix_chat_messages_conversation", "conversation_id", "created_at"),  # history()
     sa.Index("ix_chat_messages_created_at", "created_at"),  # messages(since), conversation_count(since)
     sa.Index("ix_chat_messages_kb_created_at", "kb_id", "created_at"),  # the same for one knowledge base
@@ -142,6 +150,40 @@ _agent_messages = sa.Table(
     sa.Index("ix_chat_agent_messages_conversation", "kb_id", "conversation_id", "created_at"),
 )
 
+_channel_threads = sa.Table(
+    "chat_channel_threads",
+    _metadata,
+    sa.Column("kb_id", sa.String, primary_key=True),
+    sa.Column("channel", sa.String, primary_key=True),
+    sa.Column("thread", sa.String, primary_key=True),
+    sa.Column("conversation_id", sa.String, nullable=False),
+    sa.Column("address", sa.JSON, nullable=False),
+    sa.Column("updated_at", _UTCDateTime, nullable=False),
+    sa.Index("ix_chat_channel_threads_conversation", "kb_id", "conversation_id"),
+)
+
+_channel_messages = sa.Table(
+    "chat_channel_messages",
+    _metadata,
+    sa.Column("kb_id", sa.String, primary_key=True),
+    sa.Column("channel", sa.String, primary_key=True),
+    sa.Column("platform_id", sa.String, primary_key=True),
+    sa.Column("message_id", sa.String, nullable=False),
+    sa.Column("conversation_id", sa.String, nullable=False),
+    sa.Index("ix_chat_channel_messages_conversation", "kb_id", "conversation_id"),
+)
+
+_channel_events = sa.Table(
+    "chat_channel_events",
+    _metadata,
+    sa.Column("kb_id", sa.String, primary_key=True),
+    sa.Column("channel", sa.String, primary_key=True),
+    sa.Column("event_id", sa.String, primary_key=True),
+    sa.Column("received_at", _UTCDateTime, nullable=False),
+    sa.Index("ix_chat_channel_events_received", "received_at"),
+)
+EVENT_MEMORY = timedelta(days=7)  # platforms re-deliver within minutes to a day; older ids are forgotten
+
 # Any constant: serialises table creation by several workers starting at once (pg_advisory_xact_lock).
 _PG_CREATE_LOCK = 0x7261675F636F6E76
 _IN_BATCH = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's limits on bound parameters
@@ -166,7 +208,7 @@ class SQLAlchemyConversationStore:
                 f"that the server is running and that the URL's host, port, database, user and password are right"
             ) from exc
 
-    def _create_schema(self, attempts: int = 3) -> None:
+    def _create_schema(self, attempts: int = 10) -> None:
         """The tables, columns and indexes this version uses, created where missing. On PostgreSQL an advisory
         lock serialises processes starting at once; SQLite has none, so a table another process created between
         this one's check and its CREATE is simply checked again."""
@@ -181,6 +223,7 @@ class SQLAlchemyConversationStore:
             except OperationalError as exc:
                 if "already exists" not in str(exc.orig) or attempt + 1 == attempts:
                     raise
+                time.sleep(random.uniform(0, 0.05))  # apart from the others racing, the next check sees their work
 
     def add_message(self, message: StoredMessage) -> None:
         row = {name: getattr(message, name) for name in StoredMessage.__dataclass_fields__}
@@ -223,11 +266,7 @@ class SQLAlchemyConversationStore:
             known = conn.execute(sa.select(_messages.c.id).where(_messages.c.message_id == message_id)).first()
             if known is None:
                 raise MessageNotFound(message_id)
-            inserts: dict[str, Callable[[sa.Table], postgresql.Insert | sqlite.Insert]] = {
-                "postgresql": postgresql.insert,
-                "sqlite": sqlite.insert,
-            }
-            insert = inserts[conn.dialect.name](_feedback)
+            insert = _upsert(conn, _feedback)
             # One statement, so two ratings arriving together cannot both insert (and one fail).
             conn.execute(
                 insert.values(values).on_conflict_do_update(
@@ -314,7 +353,11 @@ class SQLAlchemyConversationStore:
         return self._delete(sa.tuple_(_messages.c.kb_id, _messages.c.conversation_id).in_(expired))
 
     def delete_kb(self, kb_id: str) -> int:
-        return self._delete(_messages.c.kb_id == kb_id)
+        deleted = self._delete(_messages.c.kb_id == kb_id)
+        with self._transaction() as conn:  # threads whose every turn failed to store, and the event ids
+            for table in (_channel_threads, _channel_messages, _channel_events):
+                conn.execute(table.delete().where(table.c.kb_id == kb_id))
+        return deleted
 
     # ---- live handoff ----------------------------------------------------------------------------------------
     def open_handoff(self, kb_id: str, conversation_id: str, reason: str | None) -> Handoff:
@@ -323,11 +366,7 @@ class SQLAlchemyConversationStore:
             row = conn.execute(sa.select(_handoffs).where(*_handoff_key(kb_id, conversation_id))).first()
             if row is None:
                 values = dict(kb_id=kb_id, conversation_id=conversation_id, state="open", agent=None, reason=reason)
-                inserts: dict[str, Callable[[sa.Table], postgresql.Insert | sqlite.Insert]] = {
-                    "postgresql": postgresql.insert,
-                    "sqlite": sqlite.insert,
-                }
-                insert = inserts[conn.dialect.name](_handoffs)  # two handoffs at once: the first one stands
+                insert = _upsert(conn, _handoffs)  # two handoffs at once: the first one stands
                 conn.execute(insert.values(**values, opened_at=now, updated_at=now).on_conflict_do_nothing())
             elif row.state == "resolved":
                 conn.execute(
@@ -392,6 +431,82 @@ class SQLAlchemyConversationStore:
             rows = conn.execute(query.order_by(_agent_messages.c.created_at, _agent_messages.c.id)).all()
         return [AgentMessage(**row._asdict()) for row in rows]
 
+    # ---- messaging channels ----------------------------------------------------------------------------------
+    def claim_event(self, kb_id: str, channel: str, event_id: str) -> bool:
+        now = datetime.now(UTC)
+        with self._transaction() as conn:
+            conn.execute(_channel_events.delete().where(_channel_events.c.received_at < now - EVENT_MEMORY))
+            insert = _upsert(conn, _channel_events).values(
+                kb_id=kb_id, channel=channel, event_id=event_id, received_at=now
+            )
+            # RETURNING, not rowcount: psycopg reports no count for a skipped ON CONFLICT insert
+            added = conn.execute(insert.on_conflict_do_nothing().returning(_channel_events.c.event_id)).first()
+            return added is not None
+
+    def release_event(self, kb_id: str, channel: str, event_id: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                _channel_events.delete().where(
+                    _channel_events.c.kb_id == kb_id,
+                    _channel_events.c.channel == channel,
+                    _channel_events.c.event_id == event_id,
+                )
+            )
+
+    def channel_thread(self, kb_id: str, channel: str, thread: str) -> ChannelThread | None:
+        query = sa.select(_channel_threads).where(
+            _channel_threads.c.kb_id == kb_id,
+            _channel_threads.c.channel == channel,
+            _channel_threads.c.thread == thread,
+        )
+        with self._transaction() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else ChannelThread(**row._asdict())
+
+    def channel_thread_of(self, kb_id: str, conversation_id: str) -> ChannelThread | None:
+        query = (
+            sa.select(_channel_threads)
+            .where(_channel_threads.c.kb_id == kb_id, _channel_threads.c.conversation_id == conversation_id)
+            .order_by(_channel_threads.c.updated_at.desc())
+        )
+        with self._transaction() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else ChannelThread(**row._asdict())
+
+    def save_channel_thread(self, thread: ChannelThread) -> None:
+        values = vars(thread) | {"updated_at": _utc(thread.updated_at), "address": dict(thread.address)}
+        with self._transaction() as conn:
+            insert = _upsert(conn, _channel_threads).values(**values)
+            conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["kb_id", "channel", "thread"],
+                    set_={"address": insert.excluded.address, "updated_at": insert.excluded.updated_at},
+                )
+            )
+
+    def link_channel_message(
+        self, kb_id: str, channel: str, platform_id: str, message_id: str, conversation_id: str
+    ) -> None:
+        values = dict(
+            kb_id=kb_id,
+            channel=channel,
+            platform_id=platform_id,
+            message_id=message_id,
+            conversation_id=conversation_id,
+        )
+        with self._transaction() as conn:
+            conn.execute(_upsert(conn, _channel_messages).values(**values).on_conflict_do_nothing())
+
+    def channel_message(self, kb_id: str, channel: str, platform_id: str) -> tuple[str, str] | None:
+        query = sa.select(_channel_messages.c.message_id, _channel_messages.c.conversation_id).where(
+            _channel_messages.c.kb_id == kb_id,
+            _channel_messages.c.channel == channel,
+            _channel_messages.c.platform_id == platform_id,
+        )
+        with self._transaction() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else (row.message_id, row.conversation_id)
+
     def close(self) -> None:
         self._engine.dispose()
 
@@ -411,7 +526,8 @@ class SQLAlchemyConversationStore:
         with self._transaction() as conn:
             # Explicitly, not only by ON DELETE CASCADE: SQLite enforces it only with PRAGMA foreign_keys on.
             conn.execute(_feedback.delete().where(_feedback.c.message_id.in_(doomed)))
-            for table in (_handoffs, _agent_messages):  # the people's side of those conversations goes too
+            # the people's side of those conversations goes too, and the platform threads they were on
+            for table in (_handoffs, _agent_messages, _channel_threads, _channel_messages):
                 pair = sa.tuple_(table.c.kb_id, table.c.conversation_id)
                 conn.execute(table.delete().where(pair.in_(conversations)))
             deleted = conn.execute(_messages.delete().where(where)).rowcount
@@ -500,6 +616,11 @@ def _sqlite_file(url: URL) -> str | None:
     if url.database in (None, "", ":memory:") or url.query.get("mode") == "memory":
         return None
     return url.database
+
+
+def _upsert(conn: sa.Connection, table: sa.Table) -> Any:
+    """INSERT ... ON CONFLICT for the connection's dialect (both have on_conflict_do_nothing / _do_update)."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def _handoff_key(kb_id: str, conversation_id: str) -> tuple[sa.ColumnElement[bool], ...]:

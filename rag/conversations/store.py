@@ -6,6 +6,7 @@ Feedback             a customer's rating of one message
 ConversationQuery    which conversations an operator wants to see (filters and a page)
 ConversationSummary  one conversation in such a list
 ConversationPage     one page of summaries, with the number of all that match
+ChannelThread        a messaging platform's user or thread, the conversation it is, and where replies go
 """
 
 from __future__ import annotations
@@ -50,10 +51,17 @@ class StoredMessage:
     customer_id: str | None = None  # the customer's id in the caller's own systems, for erasure requests
     mood: str = ""  # calm, annoyed or frustrated ("" before tags existed)
     topic: str = ""  # the title of the document the answer drew on
+    channel: str = ""  # where the customer asked: web, api, slack, telegram, feishu, wecom, matrix, email
 
     @classmethod
     def from_answer(
-        cls, answer: Answer, created_at: datetime, *, kb_id: str = "", customer_id: str | None = None
+        cls,
+        answer: Answer,
+        created_at: datetime,
+        *,
+        kb_id: str = "",
+        customer_id: str | None = None,
+        channel: str = "",
     ) -> StoredMessage:
         """The turn to store for an answer given at `created_at` (timezone-aware) from knowledge base `kb_id`."""
         data = answer.to_dict()
@@ -78,6 +86,7 @@ class StoredMessage:
             customer_id=customer_id,
             mood=answer.mood,
             topic=answer.topic,
+            channel=channel,
         )
 
 
@@ -170,6 +179,19 @@ class AgentMessage:
     created_at: datetime
 
 
+@dataclass
+class ChannelThread:
+    """A messaging platform's user or thread, and the conversation it is (rag.channels): `address` says where
+    replies go on that platform (a chat id, a thread, a mail's ids); it holds no secret."""
+
+    kb_id: str
+    channel: str
+    thread: str
+    conversation_id: str
+    address: dict
+    updated_at: datetime
+
+
 @runtime_checkable
 class ConversationStore(Protocol):
     def add_message(self, message: StoredMessage) -> None: ...
@@ -241,6 +263,35 @@ class ConversationStore(Protocol):
 
     def agent_messages(self, kb_id: str, conversation_id: str, after: datetime | None = None) -> list[AgentMessage]:
         """An agent's replies in the conversation, oldest first (after `after`, when given)."""
+        ...
+
+    # ---- messaging channels (rag.channels) ----------------------------------------------------------------
+    def claim_event(self, kb_id: str, channel: str, event_id: str) -> bool:
+        """True the first time a platform's event id is seen (answer it), False for a re-delivery."""
+        ...
+
+    def release_event(self, kb_id: str, channel: str, event_id: str) -> None:
+        """Forget a claimed event that could not be taken on, so the platform's retry is answered."""
+        ...
+
+    def channel_thread(self, kb_id: str, channel: str, thread: str) -> ChannelThread | None: ...
+
+    def channel_thread_of(self, kb_id: str, conversation_id: str) -> ChannelThread | None:
+        """The platform thread a conversation is on (None for the widget and the APIs)."""
+        ...
+
+    def save_channel_thread(self, thread: ChannelThread) -> None:
+        """Record (or update the address of) the thread's conversation."""
+        ...
+
+    def link_channel_message(
+        self, kb_id: str, channel: str, platform_id: str, message_id: str, conversation_id: str
+    ) -> None:
+        """The platform's id of a reply posted for `message_id` (its ratings and mail replies find the turn)."""
+        ...
+
+    def channel_message(self, kb_id: str, channel: str, platform_id: str) -> tuple[str, str] | None:
+        """(message_id, conversation_id) of the reply the platform knows as `platform_id`."""
         ...
 
     def close(self) -> None: ...

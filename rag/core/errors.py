@@ -15,7 +15,10 @@
     ├── NotFound                    no knowledge base, document, job, curated answer or key by that id (HTTP 404)
     ├── Conflict                    the request clashes with what exists (an id taken; HTTP 409)
     ├── UnsupportedUpload           an uploaded file's type has no loader (HTTP 415)
-    ├── QueueFull                   too many ingest jobs are waiting (HTTP 503, retry later)
+    ├── QueueFull                   too many ingest jobs or channel messages are waiting (HTTP 503, retry later)
+    ├── ChannelUnauthorized         (rag.channels.base) a webhook's signature, token or timestamp is wrong (HTTP 401)
+    ├── ChannelRequestInvalid       (rag.channels.base) a signed webhook delivery cannot be read (HTTP 400)
+    ├── ChannelDeliveryError        (rag.channels.base) a platform would not take a reply, after the retries
     └── GenerationError             the language model could not produce an answer
         ├── GeneratorUnavailable    the LLM server cannot be reached or refused the request (HTTP 502)
         │   └── ContextOverflow     the prompt is longer than the model's context (retried with fewer passages)
@@ -23,7 +26,8 @@
 
 Only the edges (CLI, HTTP) translate these into exit codes or status codes; each foreign library's
 exceptions are translated into these in one place (`rag.generation.openai_errors` for the openai client,
-`rag.conversations.sql_store` for SQLAlchemy, `rag.store.embedders` for sentence-transformers).
+`rag.conversations.sql_store` for SQLAlchemy, `rag.store.embedders` for sentence-transformers,
+`rag.channels.outbound` for httpx calls to messaging platforms, `rag.channels.crypto` for cryptography).
 """
 
 from __future__ import annotations

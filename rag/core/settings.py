@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -13,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+_HTTP_URL = r"^https?://[^\s/]+"
 
 
 class Settings(BaseSettings):
@@ -191,6 +193,68 @@ class Settings(BaseSettings):
         description='Web origins allowed to call the API from a browser (the widget), e.g. ["https://shop.example.com"].',
     )
 
+    # --- messaging channels (rag.channels; README "Messaging channels") ---------------------------------------
+    # Set in the environment they serve the default knowledge base; any knowledge base sets its own in `settings`
+    # of /api/kbs/{kb} (tokens and secrets are never shown back). Webhooks: POST /channels/{kb}/{channel}.
+    slack_signing_secret: SecretStr | None = Field(None, description="Slack app's Signing Secret (Basic Information).")
+    slack_bot_token: SecretStr | None = Field(None, description="Slack app's Bot User OAuth Token (xoxb-...).")
+    slack_api_url: str = Field("https://slack.com/api", pattern=_HTTP_URL, description="Slack Web API base URL.")
+    telegram_bot_token: SecretStr | None = Field(None, description="The token @BotFather gave the bot.")
+    telegram_secret_token: SecretStr | None = Field(
+        None,
+        description="The secret_token given to setWebhook (1-256 of A-Z a-z 0-9 _ -); Telegram sends it in "
+        "X-Telegram-Bot-Api-Secret-Token.",
+    )
+    telegram_api_url: str = Field("https://api.telegram.org", pattern=_HTTP_URL, description="Bot API base URL.")
+    feishu_app_id: str | None = Field(None, description="Feishu / Lark app's App ID (cli_...).")
+    feishu_app_secret: SecretStr | None = Field(None, description="Feishu / Lark app's App Secret.")
+    feishu_verification_token: SecretStr | None = Field(
+        None, description="Event subscription Verification Token: every event must carry it."
+    )
+    feishu_encrypt_key: SecretStr | None = Field(
+        None, description="Event subscription Encrypt Key: events arrive encrypted and signed with it."
+    )
+    feishu_api_url: str = Field(
+        "https://open.feishu.cn", pattern=_HTTP_URL, description="Open API base URL (Lark: https://open.larksuite.com)."
+    )
+    wecom_corp_id: str | None = Field(None, description="WeCom (企业微信) CorpID.")
+    wecom_agent_id: int | None = Field(None, description="The self-built app's AgentId.")
+    wecom_secret: SecretStr | None = Field(None, description="The app's Secret.")
+    wecom_token: SecretStr | None = Field(None, description="The callback's Token (msg_signature).")
+    wecom_encoding_aes_key: SecretStr | None = Field(
+        None, description="The callback's EncodingAESKey (43 letters and digits)."
+    )
+    wecom_api_url: str = Field("https://qyapi.weixin.qq.com", pattern=_HTTP_URL, description="WeCom API base URL.")
+    matrix_homeserver_url: str | None = Field(
+        None, pattern=_HTTP_URL, description="The bot account's homeserver, e.g. https://matrix.example.com."
+    )
+    matrix_user_id: str | None = Field(None, pattern=r"^@[^:\s]+:\S+$", description="The bot's Matrix id.")
+    matrix_access_token: SecretStr | None = Field(None, description="An access token of the bot's account.")
+    email_address: str | None = Field(
+        None, pattern=r"^[^@\s]+@[^@\s]+$", description="The support address this knowledge base answers mail to."
+    )
+    email_smtp_host: str | None = Field(None, description="SMTP relay the replies are sent through.")
+    email_smtp_port: int = Field(587, gt=0, lt=65536)
+    email_smtp_username: str | None = None
+    email_smtp_password: SecretStr | None = None
+    email_smtp_security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="starttls (port 587), tls (port 465) or none (a relay on the same host only)."
+    )
+    email_listen_host: str = Field("127.0.0.1", description="Where `rag serve` receives support mail (SMTP).")
+    email_listen_port: int | None = Field(
+        None, gt=0, lt=65536, description="Port of that SMTP listener; none: no mail is received."
+    )
+    email_max_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest mail accepted; larger: refused (552).")
+    channel_send_retries: int = Field(5, ge=0, description="Retries of a reply a platform did not take.")
+    channel_max_retry_wait: float = Field(
+        60.0, gt=0, description="Longest Retry-After a reply waits for; longer: the reply is dropped (logged)."
+    )
+    channel_max_clock_skew: float = Field(
+        300.0, gt=0, description="Seconds a signed webhook's timestamp may be off; older: 401 (a replay)."
+    )
+    channel_workers: int = Field(4, gt=0, description="Channel messages answered at once.")
+    channel_queue_size: int = Field(200, gt=0, description="Channel messages waiting at most; more: 503, retried.")
+
     # --- HTTP ----------------------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(8000, gt=0, lt=65536)
@@ -227,6 +291,18 @@ class Settings(BaseSettings):
         if language == "zh" and f"{name}_zh" in type(self).model_fields:
             return getattr(self, f"{name}_zh")
         return getattr(self, name)
+
+    def without_channels(self) -> Settings:
+        """These settings with no messaging channel configured: what a knowledge base other than the default one
+        starts from, so one bot account set in the environment is never answered by two knowledge bases.
+
+        >>> Settings(_env_file=None, telegram_bot_token="1:x").without_channels().telegram_bot_token is None
+        True
+        """
+        fields = type(self).model_fields
+        return self.model_copy(
+            update={name: fields[name].get_default(call_default_factory=True) for name in CHANNEL_SETTINGS}
+        )
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
         """These settings with one knowledge base's overrides applied, each checked like its environment variable;
@@ -274,6 +350,16 @@ class Settings(BaseSettings):
         return "extractive"
 
     @model_validator(mode="after")
+    def _channel_secrets_well_formed(self) -> Settings:
+        token = self.telegram_secret_token.get_secret_value() if self.telegram_secret_token else None
+        if token is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", token):
+            raise ValueError("telegram_secret_token must be 1 to 256 of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+        key = self.wecom_encoding_aes_key.get_secret_value() if self.wecom_encoding_aes_key else None
+        if key is not None and not re.fullmatch(r"[A-Za-z0-9]{43}", key):
+            raise ValueError("wecom_encoding_aes_key must be the 43 letters and digits WeCom's callback page shows")
+        return self
+
+    @model_validator(mode="after")
     def _top_k_within_its_limit(self) -> Settings:
         if self.top_k > self.max_top_k:
             raise ValueError(f"top_k ({self.top_k}) must be at most max_top_k ({self.max_top_k})")
@@ -298,6 +384,15 @@ class Settings(BaseSettings):
             )
         return self
 
+
+# A knowledge base's messaging channels (rag.channels). Those set in the environment serve only the default
+# knowledge base (`Settings.for_channels`): two knowledge bases answering one bot account would answer twice.
+CHANNEL_SETTINGS: tuple[str, ...] = tuple(
+    name
+    for name in Settings.model_fields
+    if name.split("_")[0] in ("slack", "telegram", "feishu", "wecom", "matrix", "email")
+    and name not in ("email_listen_host", "email_listen_port", "email_max_bytes")
+)
 
 # What one knowledge base may set differently from the server (`settings` of /api/kbs/{kb}; rag.store.catalog).
 KB_OVERRIDABLE: tuple[str, ...] = (
@@ -328,10 +423,41 @@ KB_OVERRIDABLE: tuple[str, ...] = (
     "allowed_origins",
     "retention_days",
     "redact_pii",
+    *CHANNEL_SETTINGS,
 )
-SECRET_SETTINGS = ("llm_api_key",)
-# What only the admin key may override: where questions are sent (and with which key), and privacy policy.
-ADMIN_ONLY_SETTINGS = ("generator", "llm_base_url", "llm_api_key", "llm_model", "redact_pii", "retention_days")
+SECRET_SETTINGS = (
+    "llm_api_key",
+    "slack_signing_secret",
+    "slack_bot_token",
+    "telegram_bot_token",
+    "telegram_secret_token",
+    "feishu_app_secret",
+    "feishu_verification_token",
+    "feishu_encrypt_key",
+    "wecom_secret",
+    "wecom_token",
+    "wecom_encoding_aes_key",
+    "matrix_access_token",
+    "email_smtp_password",
+)
+# What only the admin key may override: where questions are sent (and with which key), privacy policy, and where
+# a channel's messages and credentials go.
+ADMIN_ONLY_SETTINGS = (
+    "generator",
+    "llm_base_url",
+    "llm_api_key",
+    "llm_model",
+    "redact_pii",
+    "retention_days",
+    "slack_api_url",
+    "telegram_api_url",
+    "feishu_api_url",
+    "wecom_api_url",
+    "matrix_homeserver_url",
+    "email_smtp_host",
+    "email_smtp_port",
+    "email_smtp_security",
+)
 
 
 @lru_cache(maxsize=1)

@@ -485,6 +485,7 @@ def test_csv_export_round_trips_through_a_csv_reader(store):
             language="zh",
             rewritten_query="退货流程",
             latency_ms=1234.5678,
+            channel="wecom",
         )
     )
     store.add_message(
@@ -507,7 +508,7 @@ def test_csv_export_round_trips_through_a_csv_reader(store):
     assert header == list(COLUMNS) == [
         "kb_id", "conversation_id", "message_id", "created_at", "customer_id", "language", "question",
         "rewritten_query", "answer", "answered", "handoff", "decline_reason", "sources", "rating", "comment",
-        "latency_ms",
+        "latency_ms", "channel",
     ]  # fmt: skip
     row = dict(zip(header, first, strict=True))
     assert row == {
@@ -527,6 +528,7 @@ def test_csv_export_round_trips_through_a_csv_reader(store):
         "rating": "down",
         "comment": '\'@admin 答案不对, "wrong"',  # would run as a formula
         "latency_ms": "1234.57",
+        "channel": "wecom",
     }
     row = dict(zip(header, second, strict=True))
     assert row["question"] == '\'=HYPERLINK("http://evil")' and row["answer"] == "'-1 is not an answer"

@@ -57,6 +57,7 @@ def answer_request(body: ChatRequest, chat: ChatService, settings: Settings):
         top_k=body.top_k,
         filters=filters,
         customer_id=body.customer_id,
+        channel="web",
     )
     if not body.stream:
         return ChatResponse.from_answer(final_answer(events))

@@ -73,6 +73,10 @@ class TurnOut(BaseModel):
     handoff: bool
     decline_reason: str | None
     language: str
+    channel: str = Field(
+        description="Where the customer asked: web, api, cli, slack, telegram, feishu, wecom, matrix, "
+        "email (empty: before channels were recorded)."
+    )
     generator: str
     latency_ms: float
     citations: list[dict[str, Any]]
@@ -243,6 +247,7 @@ def _turn(turn: StoredMessage, chunks: dict[int, Chunk], feedback: Feedback | No
         handoff=turn.handoff,
         decline_reason=turn.decline_reason,
         language=turn.language,
+        channel=turn.channel,
         generator=turn.generator,
         latency_ms=turn.latency_ms,
         citations=turn.citations,

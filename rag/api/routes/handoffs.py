@@ -112,14 +112,17 @@ def claim(kb: str, conversation_id: str, body: Claim, kbs: KnowledgeBasesDep) ->
     summary="Reply to the customer (claims the conversation if nobody has)",
     responses=error_responses(400, 409, 413, s409="Another agent has it"),
 )
-def reply(kb: str, conversation_id: str, body: Reply, kbs: KnowledgeBasesDep) -> AgentMessageOut:
+def reply(kb: str, conversation_id: str, body: Reply, kbs: KnowledgeBasesDep, services: ServicesDep) -> AgentMessageOut:
     store = _store(kbs.store)
     handoff = store.handoff(kb, conversation_id)
     if handoff is None:
         raise NotFound(f"Conversation {conversation_id!r} was never handed off in knowledge base {kb!r}")
     if handoff.state != "claimed" or handoff.agent != body.agent:
         store.set_handoff(kb, conversation_id, "claimed", body.agent)  # Conflict when another agent has it
-    return AgentMessageOut.of(store.add_agent_message(kb, conversation_id, body.agent, body.text))
+    message = store.add_agent_message(kb, conversation_id, body.agent, body.text)
+    if services.channels is not None:  # a conversation on Slack, e-mail, ...: the reply is posted there too
+        services.channels.agent_reply(kb, conversation_id, body.text)
+    return AgentMessageOut.of(message)
 
 
 @router.post(

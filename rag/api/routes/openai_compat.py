@@ -236,7 +236,7 @@ def chat_completions(request: Request, body: CompletionRequest, services: Servic
         elif m.role == "assistant" and pending is not None:
             history.append((pending, m.text()))
             pending = None
-    events = chat.stream(question, conversation_id=body.user, history=history)
+    events = chat.stream(question, conversation_id=body.user, history=history, channel="api")
     created = int(time.time())
     if not body.stream:
         answer = final_answer(events)

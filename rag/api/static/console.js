@@ -51,7 +51,7 @@
       openConversation: "Open conversation: {q}", transcript: "Conversation {id}",
       customer: "Customer {id}", turn: "Turn {n}", question: "Question", answer: "Answer",
       declineReason: "Why it declined: {reason}", rewritten: "Searched for: {q}",
-      generatorMeta: "{generator} · {ms} ms · {language}", citations: "Citations", retrieved: "Retrieved passages",
+      generatorMeta: "{generator} · {ms} ms · {language} · {channel}", citations: "Citations", retrieved: "Retrieved passages",
       score: "score {score}", goneChunk: "(no longer in the knowledge base)", noCitations: "No citations.",
       noPassages: "Nothing was retrieved.", feedbackGiven: "Feedback: {rating}", comment: "“{comment}”",
       deleteDoc: "Delete {name}", reingestDoc: "Re-ingest {name}", chunksDoc: "View chunks of {name}",
@@ -146,7 +146,7 @@
       openConversation: "查看对话：{q}", transcript: "对话 {id}",
       customer: "客户 {id}", turn: "第 {n} 轮", question: "问题", answer: "回答",
       declineReason: "未回答的原因：{reason}", rewritten: "检索用语：{q}",
-      generatorMeta: "{generator} · {ms} 毫秒 · {language}", citations: "引用", retrieved: "检索到的段落",
+      generatorMeta: "{generator} · {ms} 毫秒 · {language} · {channel}", citations: "引用", retrieved: "检索到的段落",
       score: "分数 {score}", goneChunk: "（已不在知识库中）", noCitations: "没有引用。",
       noPassages: "没有检索到内容。", feedbackGiven: "反馈：{rating}", comment: "“{comment}”",
       deleteDoc: "删除 {name}", reingestDoc: "重新导入 {name}", chunksDoc: "查看 {name} 的片段",
@@ -825,7 +825,8 @@
       node.appendChild(el("p", { "class": "meta" }, t("rewritten", { q: turn.rewritten_query })));
     }
     node.appendChild(el("p", { "class": "meta" }, t("generatorMeta", {
-      generator: turn.generator, ms: Math.round(turn.latency_ms), language: turn.language })));
+      generator: turn.generator, ms: Math.round(turn.latency_ms), language: turn.language,
+      channel: turn.channel || "web" })));
     if (turn.feedback) {
       var fb = t("feedbackGiven", { rating: t(turn.feedback.rating) });
       if (turn.feedback.comment) fb += " " + t("comment", { comment: turn.feedback.comment });
