@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -48,10 +49,16 @@ class ChannelBridge:
         self.max_question_chars = max_question_chars
         self.answered = 0  # events handled (answered or rated), for tests and logs
         self.failed = 0
-        # (what it is, for the log; the work): answering an event, or posting a person's reply
-        self._queue: queue.Queue[tuple[str, Callable[[], object]] | None] = queue.Queue(maxsize=queue_size)
+        # One queue per worker, and each thread's work always on the same one: a thread's messages are answered
+        # one after the other, in order (its second message needs the first's turn as context, and two at once
+        # would both start a new conversation).
+        per_worker = max(1, -(-queue_size // workers))
+        self._queues: list[queue.Queue[tuple[str, Callable[[], object]] | None]] = [
+            queue.Queue(maxsize=per_worker) for _ in range(workers)
+        ]
         self._workers = [
-            threading.Thread(target=self._run, name=f"channel-worker-{n}", daemon=True) for n in range(workers)
+            threading.Thread(target=self._run, args=(q,), name=f"channel-worker-{n}", daemon=True)
+            for n, q in enumerate(self._queues)
         ]
         for worker in self._workers:
             worker.start()
@@ -62,8 +69,13 @@ class ChannelBridge:
         if not self.store.claim_event(event.kb_id, event.channel, event.event_id):
             log.info("%s: event %s was delivered again; answered once", event.channel, event.event_id)
             return False
+        key = event.thread if isinstance(event, Inbound) else event.message
         try:
-            self._submit(f"{event.channel} event {event.event_id} of {event.kb_id}", lambda: self.handle(event, sender))
+            self._submit(
+                (event.kb_id, event.channel, key),
+                f"{event.channel} event {event.event_id} of {event.kb_id}",
+                lambda: self.handle(event, sender),
+            )
         except QueueFull:
             self.store.release_event(event.kb_id, event.channel, event.event_id)
             raise
@@ -86,36 +98,44 @@ class ChannelBridge:
         if sender is None:
             log.warning("%s is no longer configured for %s: a person's reply was not posted", thread.channel, kb_id)
             return False
-        address = thread.address
-        self._submit(
-            f"a person's reply in {thread.channel} conversation {conversation_id}",
-            lambda: sender.send(address, Reply(text)),
-        )
+        address, what = thread.address, f"a person's reply in {thread.channel} conversation {conversation_id}"
+
+        def post() -> None:
+            posted = sender.send(address, Reply(text))
+            if posted:  # a mail answering the person's reply finds the conversation by it
+                self.store.link_channel_message(kb_id, thread.channel, posted, "", conversation_id)
+
+        self._submit((kb_id, thread.channel, thread.thread), what, post)
         return True
 
     def wait(self, timeout: float = 30.0) -> bool:
         """Block until the queued events are handled (tests, shutdown); False on timeout."""
         deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+        while self._pending() and time.monotonic() < deadline:
             time.sleep(0.02)
-        return not self._queue.unfinished_tasks
+        return not self._pending()
 
     def close(self) -> None:
-        for _ in self._workers:
-            self._queue.put(None)
+        for q in self._queues:
+            q.put(None)
         for worker in self._workers:
             worker.join(timeout=10)
 
+    def _pending(self) -> int:
+        return sum(q.unfinished_tasks for q in self._queues)
+
     # ---- internals ---------------------------------------------------------------------------------------
-    def _submit(self, what: str, work: Callable[[], object]) -> None:
+    def _submit(self, thread: tuple[str, str, str], what: str, work: Callable[[], object]) -> None:
+        """Queue `work` on the worker of `thread` (knowledge base, channel, platform thread)."""
+        shard = zlib.crc32("\x1f".join(thread).encode()) % len(self._queues)
         try:
-            self._queue.put_nowait((what, work))
+            self._queues[shard].put_nowait((what, work))
         except queue.Full:
             raise QueueFull("Too many channel messages are waiting to be answered - retry later") from None
 
-    def _run(self) -> None:
+    def _run(self, jobs: queue.Queue[tuple[str, Callable[[], object]] | None]) -> None:
         while True:
-            item = self._queue.get()
+            item = jobs.get()
             try:
                 if item is None:
                     return
@@ -127,24 +147,25 @@ class ChannelBridge:
                     self.failed += 1
                     log.error("%s failed: %s", what, mask(f"{type(exc).__name__}: {exc}"))
             finally:
-                self._queue.task_done()
+                jobs.task_done()
 
     def _answer(self, event: Inbound, sender: Sender) -> None:
         question = event.text.strip()[: self.max_question_chars]
         if not question:
             return
-        known = self.store.channel_thread(event.kb_id, event.channel, event.thread)
-        conversation_id = known.conversation_id if known is not None else uuid.uuid4().hex
+        customer = f"{event.channel}:{event.user}"
         thread = ChannelThread(
-            event.kb_id, event.channel, event.thread, conversation_id, dict(event.address), datetime.now(UTC)
+            event.kb_id, event.channel, event.thread, uuid.uuid4().hex, dict(event.address), datetime.now(UTC), customer
         )
-        self.store.save_channel_thread(thread)  # the latest address: where a person's reply goes too
+        # the thread's conversation (this new id only if it has none yet), with the latest address: where a
+        # person's reply goes too
+        conversation_id = self.store.save_channel_thread(thread)
         chat = self.chat_for(event.kb_id)
         try:
             answer = chat.answer(
                 question,
                 conversation_id=conversation_id,
-                customer_id=f"{event.channel}:{event.user}",
+                customer_id=customer,
                 channel=event.channel,
             )
         except RagError as exc:  # the LLM or database is down: say so rather than leave the customer waiting

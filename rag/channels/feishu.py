@@ -1,8 +1,13 @@
 """Feishu / Lark: event subscription (schema 2.0) in, the IM API's "reply to a message" out.
 
-In: with an Encrypt Key set, each event arrives as {"encrypt": base64} (AES-256-CBC, key = SHA-256 of the Encrypt
-Key, IV = the first 16 bytes) and signed: X-Lark-Signature = hex SHA-256(timestamp + nonce + Encrypt Key + body).
-Every event carries the Verification Token (`header.token`; `token` in the URL check). A customer's text message
+In: the Encrypt Key is required. With it every event arrives as {"encrypt": base64} (AES-256-CBC, key = SHA-256 of
+the Encrypt Key, IV = the first 16 bytes) and signed: X-Lark-Signature = hex SHA-256(timestamp + nonce + Encrypt
+Key + body), the timestamp checked for freshness. Without one Feishu posts plain JSON that only the Verification
+Token inside it vouches for: no signature, no timestamp, a captured event replayable at will. The one unsigned
+delivery is the URL check made when the Request URL is saved: it is answered only when it decrypts to a
+url_verification carrying the Verification Token, and every other unsigned body gets the same 401 with the same
+message, so that nobody learns from the answers whether a forged ciphertext's padding was right (a padding
+oracle). Every event carries the Verification Token too (`header.token`). A customer's text message
 (`im.message.receive_v1`) is answered; a thumbs up or down on a reply (`im.message.reaction.created_v1`) rates it.
 
 Out: a tenant_access_token (cached until shortly before it expires) and POST .../messages/{id}/reply. Feishu
@@ -37,7 +42,7 @@ from rag.channels.base import (
     within,
 )
 from rag.channels.crypto import aes_cbc_decrypt, b64decode
-from rag.channels.outbound import PlatformClient, hide_secrets, mask
+from rag.channels.outbound import PlatformClient, forget_secrets, hide_secrets, mask
 from rag.core.settings import Settings
 
 log = logging.getLogger("rag.channels")
@@ -51,6 +56,10 @@ _RATINGS: dict[str, Literal["up", "down"]] = {
     "THUMBSDOWN": "down",
 }  # emoji_type, upper-cased (Feishu spells it "ThumbsDown")
 _TOKEN_MARGIN = 300.0  # seconds before `expire` a cached token is replaced
+_UNSIGNED = (
+    "Feishu event without a valid X-Lark-Signature, and not a URL check encrypted with feishu_encrypt_key that "
+    "carries feishu_verification_token - are feishu_encrypt_key and feishu_verification_token the app's?"
+)
 
 
 def signature(timestamp: str, nonce: str, encrypt_key: str, body: bytes) -> str:
@@ -99,17 +108,26 @@ class FeishuChannel:
 
     @staticmethod
     def configured(settings: Settings) -> bool:
-        return bool(settings.feishu_app_id and settings.feishu_app_secret and settings.feishu_verification_token)
+        """All four set: without the Encrypt Key events would come unsigned, forgeable and replayable."""
+        return bool(
+            settings.feishu_app_id
+            and settings.feishu_app_secret
+            and settings.feishu_verification_token
+            and settings.feishu_encrypt_key
+        )
 
     def __init__(self, kb_id: str, settings: Settings, *, clock: Callable[[], float] = time.time):
         if not self.configured(settings):
-            raise ValueError("Feishu needs feishu_app_id, feishu_app_secret and feishu_verification_token set")
-        assert settings.feishu_app_secret is not None and settings.feishu_verification_token is not None
+            raise ValueError(
+                "Feishu needs feishu_app_id, feishu_app_secret, feishu_verification_token and feishu_encrypt_key "
+                "set - set an Encrypt Key in the app's Event Subscriptions page and copy it to feishu_encrypt_key"
+            )
+        assert settings.feishu_app_secret and settings.feishu_verification_token and settings.feishu_encrypt_key
         self.kb_id = kb_id
         self.app_id = settings.feishu_app_id
         self.app_secret = settings.feishu_app_secret.get_secret_value()
         self.token = settings.feishu_verification_token.get_secret_value()
-        self.encrypt_key = settings.feishu_encrypt_key.get_secret_value() if settings.feishu_encrypt_key else None
+        self.encrypt_key = settings.feishu_encrypt_key.get_secret_value()
         self.api_url = settings.feishu_api_url.rstrip("/")
         self.max_skew = settings.channel_max_clock_skew
         self.clock = clock
@@ -127,15 +145,11 @@ class FeishuChannel:
     def receive(self, request: WebhookRequest) -> WebhookResponse:
         if request.method != "POST":
             raise ChannelRequestInvalid("Feishu delivers events by POST")
-        signed = self._check_signature(request)
-        payload, decrypted = self._payload(request.body, signed)
-        if self.encrypt_key and not (signed or decrypted):
-            raise ChannelUnauthorized("Feishu event neither signed nor encrypted with the Encrypt Key")
+        if not self._check_signature(request):
+            return self._url_verification(request.body)
+        payload = self._payload(request.body)
         if payload.get("type") == "url_verification":
-            self._check_token(payload.get("token"))
-            return _json({"challenge": payload.get("challenge", "")})
-        if self.encrypt_key and not signed:
-            raise ChannelUnauthorized("Feishu event without X-Lark-Signature although an Encrypt Key is set")
+            return self._challenge(payload)
         header = payload.get("header")
         if not isinstance(header, dict):
             raise ChannelRequestInvalid("Feishu event without a header: subscribe with event schema 2.0")
@@ -148,7 +162,7 @@ class FeishuChannel:
         """True for a correctly signed, recent delivery; False for an unsigned one; 401 otherwise."""
         headers = request.headers
         given = headers.get("x-lark-signature")
-        if given is None or not self.encrypt_key:
+        if given is None:
             return False
         timestamp, nonce = headers.get("x-lark-request-timestamp", ""), headers.get("x-lark-request-nonce", "")
         expected = signature(timestamp, nonce, self.encrypt_key, request.body)
@@ -162,21 +176,30 @@ class FeishuChannel:
             raise ChannelUnauthorized(f"Feishu request timestamp {timestamp!r} is stale or unreadable (a replay?)")
         return True
 
-    def _payload(self, body: bytes, signed: bool) -> tuple[dict[str, Any], bool]:
-        """The event as JSON, decrypted when it came encrypted; and whether it was."""
-        outer = _json_object(body, "Feishu request body")
-        encrypted = outer.get("encrypt")
-        if encrypted is None:
-            return outer, False
-        if not self.encrypt_key:
-            raise ChannelRequestInvalid("Feishu sent an encrypted event: set feishu_encrypt_key to the Encrypt Key")
+    def _url_verification(self, body: bytes) -> WebhookResponse:
+        """The answer to the unsigned URL check. Whatever else is wrong (not JSON, not encrypted, bad padding,
+        not JSON inside, another token, not a url_verification) gets one and the same 401: a different answer for
+        bad padding would let a forger decrypt captured events a byte at a time."""
         try:
-            plain = decrypt(self.encrypt_key, str(encrypted))
-        except ChannelRequestInvalid as exc:
-            if signed:
-                raise
-            raise ChannelUnauthorized(f"Feishu event not encrypted with feishu_encrypt_key ({exc})") from None
-        return _json_object(plain, "decrypted Feishu event"), True
+            payload = self._payload(body)
+            if payload.get("type") == "url_verification":
+                return self._challenge(payload)
+        except (ChannelRequestInvalid, ChannelUnauthorized):
+            pass
+        raise ChannelUnauthorized(_UNSIGNED)
+
+    def _payload(self, body: bytes) -> dict[str, Any]:
+        """The event inside an {"encrypt": ...} body, as JSON (ChannelRequestInvalid for anything else)."""
+        encrypted = _json_object(body, "Feishu request body").get("encrypt")
+        if not isinstance(encrypted, str):
+            raise ChannelRequestInvalid(
+                "Feishu event not encrypted - set an Encrypt Key in the app's Event Subscriptions page"
+            )
+        return _json_object(decrypt(self.encrypt_key, encrypted), "decrypted Feishu event")
+
+    def _challenge(self, payload: Mapping[str, Any]) -> WebhookResponse:
+        self._check_token(payload.get("token"))
+        return _json({"challenge": payload.get("challenge", "")})
 
     def _check_token(self, token: object) -> None:
         if not isinstance(token, str) or not hmac.compare_digest(token.encode(), self.token.encode()):
@@ -247,13 +270,14 @@ class FeishuChannel:
             token = data.get("tenant_access_token")
             if not isinstance(token, str) or not token:
                 raise ChannelDeliveryError("feishu: tenant_access_token missing from the answer - check feishu_api_url")
-            hide_secrets([token])
+            hide_secrets([token], owner=(self, "access token"))  # replaces the expired one
             expire = float(data.get("expire") or 0)
             self._access = (token, self.clock() + max(0.0, expire - min(_TOKEN_MARGIN, expire / 2)))
             return token
 
     def close(self) -> None:
         self.client.close()
+        forget_secrets((self, "access token"))
 
 
 def _json(body: object, events: list[Event] | None = None) -> WebhookResponse:
@@ -263,7 +287,7 @@ def _json(body: object, events: list[Event] | None = None) -> WebhookResponse:
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise ChannelRequestInvalid(f"{what} is not JSON") from None
     if not isinstance(data, dict):
         raise ChannelRequestInvalid(f"{what} is not a JSON object")

@@ -38,7 +38,7 @@ from aiosmtpd.controller import Controller
 
 from rag.channels.base import ChannelDeliveryError, Inbound, Reply
 from rag.channels.bridge import ChannelBridge
-from rag.channels.outbound import hide_secrets, mask
+from rag.channels.outbound import forget_secrets, hide_secrets, mask
 from rag.core.errors import ConfigurationError, DatabaseUnavailable, QueueFull
 from rag.core.settings import Settings
 
@@ -271,7 +271,7 @@ class MailSender:
         self.timeout = timeout
         self.sleep = sleep
         if self._password is not None:
-            hide_secrets([self._password.get_secret_value()])
+            hide_secrets([self._password.get_secret_value()], owner=self)
         if self.username and self.security == "none" and self.host not in ("127.0.0.1", "::1", "localhost"):
             log.warning(
                 "email: %s logs in to %s without TLS - set email_smtp_security to starttls or tls", kb_id, self.host
@@ -309,6 +309,7 @@ class MailSender:
 
     def close(self) -> None:
         """Nothing held open: each reply opens its own connection to the relay (mail is rare next to chat)."""
+        forget_secrets(self)
 
     # ---- internals ---------------------------------------------------------------------------------------
     def _deliver(self, message: EmailMessage, to: str) -> None:

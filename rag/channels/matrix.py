@@ -1,6 +1,11 @@
 """A Matrix bot over the client-server API (plain HTTP, no SDK): a thread long-polls `/sync`, joins the rooms
 it is invited to, and hands the text messages and 👍 / 👎 reactions of other users to the bridge; replies are
-sent with `PUT /rooms/{room}/send/m.room.message/{txn}`.
+sent with `PUT /rooms/{room}/send/m.room.message/{txn}` as notices (`m.notice`), which bots are expected never to
+answer: two bots in one room (two knowledge bases, or any other bot) do not answer each other forever.
+
+The bot knows itself by the account its access token belongs to (`/account/whoami`, asked before the first sync),
+not by `matrix_user_id`: a setting that differs from the real id (its case, the server name, a typo) would
+otherwise make the bot answer its own messages and misplace where a room's history ends.
 
 A room is one conversation. The bot answers only what is written after it started and after it joined: its
 first sync takes the position (`next_batch`) and skips the rooms' timelines (invites waiting are still
@@ -17,8 +22,9 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -30,6 +36,7 @@ from rag.core.errors import QueueFull
 from rag.core.settings import Settings
 
 log = logging.getLogger("rag.channels")
+T = TypeVar("T")
 
 _API = "/_matrix/client/v3"
 _RATINGS: dict[str, Literal["up", "down"]] = {"👍": "up", "👎": "down"}
@@ -76,7 +83,7 @@ class MatrixBot:
         assert settings.matrix_homeserver_url and settings.matrix_user_id and settings.matrix_access_token
         self.kb_id = kb_id
         self.bridge = bridge
-        self.user_id = settings.matrix_user_id
+        self.user_id = settings.matrix_user_id  # until the homeserver says whose token it is (see _whoami)
         self.base = settings.matrix_homeserver_url.rstrip("/") + _API
         self.sync_timeout = sync_timeout  # also how long close() may wait for the poll in flight
         self.max_backoff = max_backoff
@@ -106,7 +113,7 @@ class MatrixBot:
             raise ChannelDeliveryError(f"matrix: no room to reply in (address {dict(address)!r})")
         # One transaction id for all the retries of this message: the homeserver posts it once.
         url = f"{self.base}/rooms/{quote(room_id, safe='')}/send/m.room.message/{uuid.uuid4().hex}"
-        content = {"msgtype": "m.text", "body": reply.text}
+        content = {"msgtype": "m.notice", "body": reply.text}  # a notice: other bots do not answer it
         response = self._api.call("PUT", url, json=content, headers=self._headers, what="sending a message")
         return str(json_body(response, "matrix", "sending a message").get("event_id") or "") or None
 
@@ -135,28 +142,53 @@ class MatrixBot:
             self._poll.close()
 
     def _loop(self) -> None:
+        if self._persist(self._whoami) is None:
+            return
         since: str | None = None
+        while (batch := self._persist(partial(self._sync, since))) is not None:
+            if self._accept(batch, history=since is None):
+                since = batch.get("next_batch") or since
+            else:  # the bridge is full: read the same events again shortly (those taken are not answered twice)
+                self._stop.wait(1.0)
+
+    def _persist(self, step: Callable[[], T]) -> T | None:
+        """`step()`, tried again after 1, 2, 4... s (up to max_backoff) while the homeserver fails or refuses;
+        None when the bot is closed meanwhile."""
         failures = 0
         while not self._stop.is_set():
             try:
-                batch = self._sync(since)
+                result = step()
             except ChannelDeliveryError as exc:
                 if self._stop.is_set():
-                    return
+                    return None
                 failures += 1
                 wait = min(self.max_backoff, 2.0 ** (failures - 1))
                 log.error("%s; retrying in %g s", exc, wait)
                 self._stop.wait(wait)
                 continue
             if self._stop.is_set():
-                return
+                return None
             if failures:
-                log.info("matrix: %s syncs with %s again", self.user_id, self.base)
-            failures = 0
-            if self._accept(batch, history=since is None):
-                since = batch.get("next_batch") or since
-            else:  # the bridge is full: read the same events again shortly (those taken are not answered twice)
-                self._stop.wait(1.0)
+                log.info("matrix: %s reaches %s again", self.user_id, self.base)
+            return result
+        return None
+
+    def _whoami(self) -> str:
+        """Take the id of the account the token belongs to as the bot's own (its messages, its joins)."""
+        response = self._poll.call("GET", f"{self.base}/account/whoami", headers=self._headers, what="whoami")
+        self._check_token(response)
+        user_id = json_body(response, "matrix", f"whoami of {self.user_id}").get("user_id")
+        if not isinstance(user_id, str) or not user_id.startswith("@"):
+            raise ChannelDeliveryError(f"matrix: {self.base} did not say whose access token this is ({user_id!r})")
+        if user_id != self.user_id:
+            log.warning(
+                "matrix: matrix_user_id is %s but the access token belongs to %s, the id the bot goes by - set "
+                "matrix_user_id to it",
+                self.user_id,
+                user_id,
+            )
+        self.user_id = user_id
+        return user_id
 
     def _sync(self, since: str | None) -> dict[str, Any]:
         """One /sync: the first returns at once (it only takes the position), the others wait for news."""
@@ -164,12 +196,15 @@ class MatrixBot:
         if since is not None:
             params["since"] = since
         response = self._poll.call("GET", f"{self.base}/sync", params=params, headers=self._headers, what="sync")
+        self._check_token(response)
+        return json_body(response, "matrix", f"sync of {self.user_id}")
+
+    def _check_token(self, response: httpx.Response) -> None:
         if response.status_code == 401:
             raise ChannelDeliveryError(
                 f"matrix: {self.base} refused the access token of {self.user_id} ({_errcode(response)}) - set "
                 "matrix_access_token to a current token of that account (log in again: tokens end with logout)"
             )
-        return json_body(response, "matrix", f"sync of {self.user_id}")
 
     def _accept(self, batch: Mapping[str, Any], history: bool) -> bool:
         """Join the rooms invited to; pass on the events (none from the first sync: they predate the bot).

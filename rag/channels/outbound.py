@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -24,22 +25,34 @@ MASK = "***"
 
 
 class _SecretFilter(logging.Filter):
-    """Masks registered secrets in the messages of the loggers it is attached to."""
+    """Masks registered secrets in the messages of the loggers it is attached to. Secrets are kept per owner (a
+    client, or a token cache), so a refreshed access token replaces the one before and a closed client's go."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.secrets: set[str] = set()
+        self.owned: dict[object, frozenset[str]] = {}
         self.lock = threading.Lock()
+        self.pattern: re.Pattern[str] | None = None
+
+    def update(self, owner: object, values: Iterable[str | None]) -> None:
+        with self.lock:
+            secrets = frozenset(v for v in values if v and len(v) >= 4)
+            if secrets:
+                self.owned[owner] = secrets
+            else:
+                self.owned.pop(owner, None)
+            every = sorted(set().union(*self.owned.values()), key=len, reverse=True) if self.owned else []
+            self.pattern = re.compile("|".join(map(re.escape, every))) if every else None
+
+    def mask(self, text: str) -> str:
+        pattern = self.pattern
+        return pattern.sub(MASK, text) if pattern is not None else text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
+        if self.pattern is None:
             return True
         message = record.getMessage()
-        with self.lock:
-            secrets = sorted(self.secrets, key=len, reverse=True)
-        masked = message
-        for secret in secrets:
-            masked = masked.replace(secret, MASK)
+        masked = self.mask(message)
         if masked != message:
             record.msg, record.args = masked, None
         return True
@@ -52,19 +65,20 @@ for _name in ("httpx", "rag.channels"):
     logging.getLogger(_name).addFilter(_FILTER)
 
 
-def hide_secrets(values: Iterable[str | None]) -> None:
-    """Mask these strings (tokens, secrets) wherever the httpx and channel loggers would print them."""
-    with _FILTER.lock:
-        _FILTER.secrets.update(v for v in values if v and len(v) >= 4)
+def hide_secrets(values: Iterable[str | None], owner: object) -> None:
+    """Mask these strings (tokens, secrets) wherever the httpx and channel loggers would print them, replacing
+    what `owner` registered before (a refreshed token replaces the expired one)."""
+    _FILTER.update(owner, values)
+
+
+def forget_secrets(owner: object) -> None:
+    """`owner` is closed: its secrets need no masking any more."""
+    _FILTER.update(owner, ())
 
 
 def mask(text: str) -> str:
     """`text` with every registered secret masked (for error messages that may quote a URL)."""
-    with _FILTER.lock:
-        secrets = sorted(_FILTER.secrets, key=len, reverse=True)
-    for secret in secrets:
-        text = text.replace(secret, MASK)
-    return text
+    return _FILTER.mask(text)
 
 
 def retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -114,7 +128,7 @@ class PlatformClient:
         self.retry_hint = retry_hint
         self.sleep = sleep
         self.client = httpx.Client(timeout=timeout, follow_redirects=False)
-        hide_secrets(secrets)
+        hide_secrets(secrets, owner=self)
 
     def call(
         self,
@@ -157,6 +171,7 @@ class PlatformClient:
 
     def close(self) -> None:
         self.client.close()
+        forget_secrets(self)
 
 
 def json_body(response: httpx.Response, name: str, what: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from rag.channels.base import WEBHOOK_CHANNELS, Sender, WebhookChannel, WebhookR
 from rag.channels.bridge import ChannelBridge
 from rag.chat.service import ChatService
 from rag.conversations.store import ConversationStore
-from rag.core.errors import NotFound
+from rag.core.errors import ConfigurationError, NotFound, RagError
 from rag.core.settings import CHANNEL_SETTINGS, Settings
 
 log = logging.getLogger("rag.channels")
@@ -77,19 +77,28 @@ class Channels:
             max_question_chars=settings.max_question_chars,
         )
         self._senders: dict[tuple[str, str], tuple[tuple[Any, ...], Sender]] = {}
-        self._bots: dict[str, MatrixBot] = {}
+        # replaced senders: queued replies may still use them, so they close with the registry
+        self._retired: list[Sender] = []
+        self._bots: dict[str, tuple[tuple[Any, ...], MatrixBot]] = {}
         self._listener: MailListener | None = None
         self._lock = threading.RLock()
+        self._restarting = threading.Lock()  # one Matrix bot (re)start at a time; lookups go on meanwhile
 
     # ---- settings ---------------------------------------------------------------------------------------
     def settings_for(self, kb_id: str) -> Settings:
-        """The knowledge base's settings for its channels (NotFound for an unknown id)."""
+        """The knowledge base's settings for its channels: NotFound for an unknown id, ConfigurationError when its
+        stored settings are no longer valid here."""
         overrides = self.kbs.overrides(kb_id)
         base = self.settings if kb_id == self._default_id() else self.settings.without_channels()
-        return base.with_overrides(overrides)
+        try:
+            return base.with_overrides(overrides)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"knowledge base {kb_id!r}: {exc} - fix its settings (PATCH /api/kbs/{kb_id})"
+            ) from exc
 
     def configured(self, kb_id: str) -> list[str]:
-        """The channels this knowledge base has (for the README's check and `rag kb list`)."""
+        """The channels this knowledge base has."""
         settings = self.settings_for(kb_id)
         return [name for name in _CLASSES if channel_class(name).configured(settings)]
 
@@ -103,36 +112,45 @@ class Channels:
         return response
 
     def webhook(self, kb_id: str, name: str) -> WebhookChannel:
+        # One answer for an unknown knowledge base and one without that channel: the public webhook URL must not
+        # tell who is there.
+        missing = NotFound(f"No {name!r} channel at this URL - check the knowledge base id and its {name}_* settings")
         if name not in WEBHOOK_CHANNELS:
-            raise NotFound(f"No channel {name!r} - webhooks are {', '.join(WEBHOOK_CHANNELS)}")
-        sender = self.sender(kb_id, name)
+            raise missing
+        try:
+            sender = self.sender(kb_id, name)
+        except NotFound:
+            raise missing from None
         if sender is None:
-            raise NotFound(f"Knowledge base {kb_id!r} has no {name} channel - set its {name}_* settings")
+            raise missing
         return sender  # type: ignore[return-value]  # the webhook classes are WebhookChannels
 
     def sender(self, kb_id: str, name: str) -> Sender | None:
         """The knowledge base's sender for channel `name`, built anew when its settings changed; None when the
         knowledge base does not have that channel."""
+        if name == "matrix":
+            with self._lock:
+                running = self._bots.get(kb_id)
+            return running[1] if running is not None else None
         settings = self.settings_for(kb_id)
-        fingerprint = tuple(_plain(getattr(settings, field)) for field in CHANNEL_SETTINGS if field.startswith(name))
+        fingerprint = _fingerprint(settings, name)
         with self._lock:
-            if name == "matrix":
-                return self._bots.get(kb_id)
             cached = self._senders.get((kb_id, name))
             if cached is not None and cached[0] == fingerprint:
                 return cached[1]
             cls = channel_class(name)
+            if cached is not None:
+                self._retired.append(self._senders.pop((kb_id, name))[1])
             if not cls.configured(settings):
                 return None
-            if cached is not None:
-                cached[1].close()
             sender: Sender = cls(kb_id, settings)
             self._senders[(kb_id, name)] = (fingerprint, sender)
             return sender
 
     # ---- a person's replies -------------------------------------------------------------------------------
     def agent_reply(self, kb_id: str, conversation_id: str, text: str) -> bool:
-        """Post an agent's reply on the platform of the conversation; False when it has none (the widget's)."""
+        """Queue an agent's reply to be posted on the platform of the conversation; False when it has none (the
+        widget's). QueueFull when too many replies wait."""
         return self.bridge.agent_reply(kb_id, conversation_id, text, lambda name: self.sender(kb_id, name))
 
     # ---- long-running channels ----------------------------------------------------------------------------
@@ -156,33 +174,52 @@ class Channels:
             )
 
     def reconfigure(self, kb_id: str) -> None:
-        """(Re)start or stop the knowledge base's Matrix bot after its settings changed (or it was deleted)."""
+        """After a knowledge base changed (or was deleted): its Matrix bot restarted when its matrix_* settings
+        changed (stopped when they are gone), and its other channels rebuilt on their next use."""
         try:
             settings: Settings | None = self.settings_for(kb_id)
         except NotFound:
             settings = None
-        with self._lock:
-            old = self._bots.pop(kb_id, None)
-        if old is not None:
-            old.close()  # outside the lock: stopping waits out the bot's current /sync poll (seconds)
-        with self._lock:
-            if settings is not None and channel_class("matrix").configured(settings):
+        except RagError as exc:  # one knowledge base's broken settings must not stop the others' channels
+            log.error("%s - its Matrix bot is not running", exc)
+            settings = None
+        with self._restarting:
+            with self._lock:
+                if settings is None:  # gone: its senders too
+                    for key in [key for key in self._senders if key[0] == kb_id]:
+                        self._retired.append(self._senders.pop(key)[1])
+                running = self._bots.get(kb_id)
+            wanted = settings is not None and channel_class("matrix").configured(settings)
+            fingerprint = _fingerprint(settings, "matrix") if settings is not None else ()
+            if running is not None and wanted and running[0] == fingerprint:
+                return  # another setting changed: the bot keeps its place in the room's timeline
+            if running is not None:
+                with self._lock:
+                    del self._bots[kb_id]
+                running[1].close()  # outside the lookup lock: stopping waits out the bot's /sync poll (seconds)
+            if wanted and settings is not None:
                 bot = channel_class("matrix")(kb_id, settings, self.bridge)
                 bot.start()
-                self._bots[kb_id] = bot
+                with self._lock:
+                    self._bots[kb_id] = (fingerprint, bot)
                 log.info("Matrix bot %s answers for knowledge base %s", settings.matrix_user_id, kb_id)
 
     def _mail_route(self, recipient: str) -> tuple[str, MailSender] | None:
+        """The knowledge base answering mail to `recipient`; None (refused) when none does, or when several claim
+        the address (a mistake an administrator must fix: nobody's mail goes to the wrong team)."""
+        claims = []
         for kb_id in self.kbs.ids():
             try:
                 settings = self.settings_for(kb_id)
-            except (NotFound, ValueError):
+            except RagError:
                 continue
             if settings.email_address and settings.email_address.lower() == recipient.lower():
-                sender = self.sender(kb_id, "email")
-                if sender is not None:
-                    return kb_id, sender  # type: ignore[return-value]  # the email channel's sender
-        return None
+                claims.append(kb_id)
+        if len(claims) > 1:
+            log.error("email: knowledge bases %s all have the address %s - mail to it is refused", claims, recipient)
+            return None
+        sender = self.sender(claims[0], "email") if claims else None
+        return (claims[0], sender) if sender is not None else None  # type: ignore[return-value]  # a MailSender
 
     def _default_id(self) -> str | None:
         try:
@@ -194,15 +231,21 @@ class Channels:
         if self._listener is not None:
             self._listener.close()
         with self._lock:
-            bots = list(self._bots.values())
+            bots = [bot for _, bot in self._bots.values()]
             self._bots.clear()
         for bot in bots:
             bot.close()
         self.bridge.close()
         with self._lock:
-            for _, sender in self._senders.values():
+            for sender in [*(sender for _, sender in self._senders.values()), *self._retired]:
                 sender.close()
             self._senders.clear()
+            self._retired.clear()
+
+
+def _fingerprint(settings: Settings, name: str) -> tuple[Any, ...]:
+    """The values of channel `name`'s settings (secrets included), for noticing a change."""
+    return tuple(_plain(getattr(settings, field)) for field in CHANNEL_SETTINGS if field.startswith(name))
 
 
 def _plain(value: Any) -> Any:

@@ -124,6 +124,8 @@ class TelegramChannel:
         if not isinstance(text, str) or not text.strip() or not isinstance(chat.get("id"), int):
             return WebhookResponse(200)  # a sticker, a photo without a caption: no question to answer
         if text.split(maxsplit=1)[0].split("@")[0] in _GREETED_COMMANDS:
+            # Answered here, not through the bridge, so without its dedupe of re-deliveries: an update Telegram
+            # sends again (our answer was lost or late) is greeted twice. Harmless, and it keeps the greeting free.
             return _call("sendMessage", chat_id=chat["id"], text=_GREETING[_language(sender)])
         inbound = Inbound(
             channel=self.name,
@@ -141,6 +143,8 @@ class TelegramChannel:
         if rating is None or not isinstance(message, dict) or not isinstance(message.get("chat"), dict):
             # a button not ours, or on a message gone: stop the client's spinner all the same
             return _call("answerCallbackQuery", callback_query_id=str(query.get("id", "")))
+        # As the greeting: a re-delivered press is thanked twice (harmless); its rating is deduplicated by the
+        # bridge like any event.
         thanks = _THANKS[_language(query.get("from"))]
         response = _call("answerCallbackQuery", callback_query_id=str(query.get("id", "")), text=thanks)
         rated = f"{message['chat'].get('id')}:{message.get('message_id')}"  # what send() returned for it

@@ -35,7 +35,7 @@ from rag.channels.base import (
 )
 from rag.channels.crypto import aes_cbc_decrypt, b64decode
 from rag.channels.formatting import split_message
-from rag.channels.outbound import PlatformClient, hide_secrets, json_body, mask
+from rag.channels.outbound import PlatformClient, forget_secrets, hide_secrets, json_body, mask
 from rag.core.settings import Settings
 
 log = logging.getLogger("rag.channels")
@@ -47,7 +47,8 @@ TOKEN_INVALID = frozenset({40014, 42001})  # invalid / expired access_token: fet
 BUSY = {45009: 2.0, -1: 1.0}
 _PADDING_BLOCK = 32
 _TOKEN_MARGIN = 300.0
-_MARKUP_DECLARATION = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+_MARKUP_DECLARATION = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+_ENCODING_DECLARATION = re.compile(r"""\s*<\?xml\s[^>]*?\bencoding\s*=\s*["']([^"']*)["']""")
 
 
 def signature(token: str, timestamp: str, nonce: str, encrypted: str) -> str:
@@ -72,21 +73,81 @@ def decrypt(encoding_aes_key: str, encrypted: str) -> tuple[bytes, str]:
 
 
 def parse_xml(raw: bytes, what: str) -> dict[str, str]:
-    """The child elements' texts of a small flat XML document; documents with a DOCTYPE or ENTITY declaration
-    (entity expansion bombs, external entities) or larger than MAX_XML_BYTES are refused unread.
+    """The child elements' texts of a small flat XML document. Refused unread: documents larger than
+    MAX_XML_BYTES, not UTF-8 (WeCom sends UTF-8; in UTF-16 a DOCTYPE would hide from the check below) and with a
+    DOCTYPE or ENTITY declaration (entity expansion bombs, external entities). The parser refuses a DOCTYPE too.
 
     >>> parse_xml(b"<xml><MsgType><![CDATA[text]]></MsgType><MsgId>7</MsgId></xml>", "message")
     {'MsgType': 'text', 'MsgId': '7'}
     """
     if len(raw) > MAX_XML_BYTES:
         raise ChannelRequestInvalid(f"{what} is larger than {MAX_XML_BYTES} bytes")
-    if _MARKUP_DECLARATION.search(raw):
+    text = _utf8(raw, what)
+    if _MARKUP_DECLARATION.search(text):
         raise ChannelRequestInvalid(f"{what} declares a DOCTYPE or entities: refused")
+    return _parse_flat(text, what)
+
+
+def _utf8(raw: bytes, what: str) -> str:
+    """`raw` decoded strictly as UTF-8, so that the markup check reads the characters the parser will read."""
     try:
-        root = ET.fromstring(raw)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ChannelRequestInvalid(f"{what} is not UTF-8 (WeCom sends UTF-8): refused") from None
+    if "\x00" in text:  # UTF-16 without a byte order mark decodes as UTF-8 with a NUL after each ASCII letter
+        raise ChannelRequestInvalid(f"{what} holds NUL characters (UTF-16?), not UTF-8 XML: refused")
+    declared = _ENCODING_DECLARATION.match(text)
+    if declared and declared[1].lower() not in ("utf-8", "utf8"):
+        raise ChannelRequestInvalid(f"{what} declares the encoding {declared[1]!r}, not UTF-8: refused")
+    return text
+
+
+def _parse_flat(text: str, what: str) -> dict[str, str]:
+    # Fed a str, expat reads UTF-8 whatever the document declares.
+    document = _FlatDocument()
+    parser = ET.XMLParser(target=document)
+    try:
+        parser.feed(text)
+        parser.close()
+    except _DoctypeRefused:
+        raise ChannelRequestInvalid(f"{what} declares a DOCTYPE or entities: refused") from None
     except ET.ParseError as exc:
         raise ChannelRequestInvalid(f"{what} is not XML: {exc}") from None
-    return {child.tag: (child.text or "").strip() for child in root}
+    return document.texts
+
+
+class _DoctypeRefused(Exception):
+    pass
+
+
+class _FlatDocument:
+    """An xml.etree parser target that keeps only the texts of the root's children, and refuses a DOCTYPE (where
+    entities are declared) as soon as the parser meets one."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.texts: dict[str, str] = {}
+        self.parts: list[str] = []
+
+    def doctype(self, name: str, pubid: str | None, system: str | None) -> None:
+        raise _DoctypeRefused(name)
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        self.depth += 1
+        if self.depth == 2:
+            self.parts = []
+
+    def data(self, text: str) -> None:
+        if self.depth == 2:
+            self.parts.append(text)
+
+    def end(self, tag: str) -> None:
+        if self.depth == 2:
+            self.texts[tag] = "".join(self.parts).strip()
+        self.depth -= 1
+
+    def close(self) -> None:
+        pass
 
 
 def retry_hint(response: httpx.Response) -> float | None:
@@ -222,13 +283,14 @@ class WeComChannel:
             token = data.get("access_token")
             if not isinstance(token, str) or not token:
                 raise ChannelDeliveryError("wecom: gettoken answered no access_token - check wecom_api_url")
-            hide_secrets([token])
+            hide_secrets([token], owner=(self, "access token"))  # replaces the expired one
             expires = float(data.get("expires_in") or 0)
             self._access = (token, self.clock() + max(0.0, expires - min(_TOKEN_MARGIN, expires / 2)))
             return token
 
     def close(self) -> None:
         self.client.close()
+        forget_secrets((self, "access token"))
 
 
 def _check(data: Mapping[str, Any], what: str) -> None:

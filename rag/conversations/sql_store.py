@@ -159,7 +159,9 @@ _channel_threads = sa.Table(
     sa.Column("conversation_id", sa.String, nullable=False),
     sa.Column("address", sa.JSON, nullable=False),
     sa.Column("updated_at", _UTCDateTime, nullable=False),
+    sa.Column("customer_id", sa.String),
     sa.Index("ix_chat_channel_threads_conversation", "kb_id", "conversation_id"),
+    sa.Index("ix_chat_channel_threads_customer", "customer_id"),
 )
 
 _channel_messages = sa.Table(
@@ -307,6 +309,7 @@ class SQLAlchemyConversationStore:
                 *matching.c,
                 _first_turn(matching, _messages.c.question).label("first_question"),
                 _first_turn(matching, _messages.c.language).label("first_language"),
+                _first_turn(matching, _messages.c.channel).label("first_channel"),
             )
             .order_by(matching.c.last_at.desc(), matching.c.kb_id, matching.c.conversation_id)
             .limit(query.limit)
@@ -341,7 +344,13 @@ class SQLAlchemyConversationStore:
 
     def delete_customer(self, customer_id: str, kb_id: str | None = None) -> int:
         # The whole conversation: its turns before the customer was identified are theirs too.
-        return self._delete(_in_conversations(_other.c.customer_id == customer_id, *_in_kb(kb_id, _other)))
+        deleted = self._delete(_in_conversations(_other.c.customer_id == customer_id, *_in_kb(kb_id, _other)))
+        with self._transaction() as conn:  # a platform thread whose turns were never stored (the model was down)
+            threads = _channel_threads.c
+            conn.execute(
+                _channel_threads.delete().where(threads.customer_id == customer_id, *_in_kb(kb_id, _channel_threads))
+            )
+        return deleted
 
     def delete_older_than(self, cutoff: datetime, kb_id: str | None = None) -> int:
         expired = (
@@ -350,7 +359,13 @@ class SQLAlchemyConversationStore:
             .group_by(_other.c.kb_id, _other.c.conversation_id)
             .having(sa.func.max(_other.c.created_at) < _utc(cutoff))
         )
-        return self._delete(sa.tuple_(_messages.c.kb_id, _messages.c.conversation_id).in_(expired))
+        deleted = self._delete(sa.tuple_(_messages.c.kb_id, _messages.c.conversation_id).in_(expired))
+        with self._transaction() as conn:  # platform threads not written in since (their turns are gone too)
+            threads = _channel_threads.c
+            conn.execute(
+                _channel_threads.delete().where(threads.updated_at < _utc(cutoff), *_in_kb(kb_id, _channel_threads))
+            )
+        return deleted
 
     def delete_kb(self, kb_id: str) -> int:
         deleted = self._delete(_messages.c.kb_id == kb_id)
@@ -473,16 +488,17 @@ class SQLAlchemyConversationStore:
             row = conn.execute(query).first()
         return None if row is None else ChannelThread(**row._asdict())
 
-    def save_channel_thread(self, thread: ChannelThread) -> None:
+    def save_channel_thread(self, thread: ChannelThread) -> str:
         values = vars(thread) | {"updated_at": _utc(thread.updated_at), "address": dict(thread.address)}
         with self._transaction() as conn:
             insert = _upsert(conn, _channel_threads).values(**values)
-            conn.execute(
+            stored = conn.execute(
                 insert.on_conflict_do_update(
                     index_elements=["kb_id", "channel", "thread"],
                     set_={"address": insert.excluded.address, "updated_at": insert.excluded.updated_at},
-                )
-            )
+                ).returning(_channel_threads.c.conversation_id)
+            ).scalar_one()
+        return str(stored)
 
     def link_channel_message(
         self, kb_id: str, channel: str, platform_id: str, message_id: str, conversation_id: str
@@ -721,6 +737,8 @@ def _turn_filters(query: ConversationQuery) -> list[sa.ColumnElement[bool]]:
         some_turn.append(o.mood == query.mood)
     if query.customer_id is not None:
         some_turn.append(o.customer_id == query.customer_id)
+    if query.channel is not None:
+        some_turn.append(o.channel == query.channel)
     if query.text:
         # autoescape: a % or _ in the text matches itself, not any characters
         some_turn.append(sa.or_(*(column.icontains(query.text, autoescape=True) for column in (o.question, o.answer))))
@@ -781,6 +799,7 @@ def _summary(row: sa.Row) -> ConversationSummary:
         language=row.first_language,
         feedback_up=int(row.feedback_up),
         feedback_down=int(row.feedback_down),
+        channel=row.first_channel,
     )
 
 

@@ -114,6 +114,7 @@ class ConversationQuery:
     until: datetime | None = None  # first turn before
     text: str | None = None  # case-insensitive substring of any question or answer (% and _ match themselves)
     customer_id: str | None = None  # some turn by this customer
+    channel: str | None = None  # some turn asked on this channel (web, api, slack, telegram, ..., email)
     limit: int = 50
     offset: int = 0
 
@@ -143,6 +144,7 @@ class ConversationSummary:
     language: str  # of the first turn
     feedback_up: int
     feedback_down: int
+    channel: str = ""  # of the first turn
 
 
 @dataclass
@@ -190,6 +192,7 @@ class ChannelThread:
     conversation_id: str
     address: dict
     updated_at: datetime
+    customer_id: str | None = None  # "<channel>:<platform user>": erased with the customer even if no turn was stored
 
 
 @runtime_checkable
@@ -280,8 +283,9 @@ class ConversationStore(Protocol):
         """The platform thread a conversation is on (None for the widget and the APIs)."""
         ...
 
-    def save_channel_thread(self, thread: ChannelThread) -> None:
-        """Record (or update the address of) the thread's conversation."""
+    def save_channel_thread(self, thread: ChannelThread) -> str:
+        """Record the thread with `thread.conversation_id` when it is new, else update its address; the thread's
+        conversation id either way (two deliveries racing on a new thread both get the first one's)."""
         ...
 
     def link_channel_message(

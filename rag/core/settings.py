@@ -202,7 +202,7 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = Field(None, description="The token @BotFather gave the bot.")
     telegram_secret_token: SecretStr | None = Field(
         None,
-        description="The secret_token given to setWebhook (1-256 of A-Z a-z 0-9 _ -); Telegram sends it in "
+        description="The secret_token given to setWebhook (16-256 of A-Z a-z 0-9 _ -); Telegram sends it in "
         "X-Telegram-Bot-Api-Secret-Token.",
     )
     telegram_api_url: str = Field("https://api.telegram.org", pattern=_HTTP_URL, description="Bot API base URL.")
@@ -212,7 +212,7 @@ class Settings(BaseSettings):
         None, description="Event subscription Verification Token: every event must carry it."
     )
     feishu_encrypt_key: SecretStr | None = Field(
-        None, description="Event subscription Encrypt Key: events arrive encrypted and signed with it."
+        None, description="Event subscription Encrypt Key (required): events arrive encrypted and signed with it."
     )
     feishu_api_url: str = Field(
         "https://open.feishu.cn", pattern=_HTTP_URL, description="Open API base URL (Lark: https://open.larksuite.com)."
@@ -352,8 +352,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _channel_secrets_well_formed(self) -> Settings:
         token = self.telegram_secret_token.get_secret_value() if self.telegram_secret_token else None
-        if token is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", token):
-            raise ValueError("telegram_secret_token must be 1 to 256 of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+        if token is not None and not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", token):
+            raise ValueError(
+                "telegram_secret_token must be 16 to 256 of A-Z, a-z, 0-9, _ and - (Telegram allows 1 to 256; "
+                "a short one is guessed) - e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         key = self.wecom_encoding_aes_key.get_secret_value() if self.wecom_encoding_aes_key else None
         if key is not None and not re.fullmatch(r"[A-Za-z0-9]{43}", key):
             raise ValueError("wecom_encoding_aes_key must be the 43 letters and digits WeCom's callback page shows")
@@ -440,8 +443,9 @@ SECRET_SETTINGS = (
     "matrix_access_token",
     "email_smtp_password",
 )
-# What only the admin key may override: where questions are sent (and with which key), privacy policy, and where
-# a channel's messages and credentials go.
+# What only the admin key may override: where questions are sent (and with which key), privacy policy, where a
+# channel's messages and credentials go, and which address and account it speaks for (a knowledge base's own key
+# could otherwise take over another's support address, or send mail as anyone through the company's relay).
 ADMIN_ONLY_SETTINGS = (
     "generator",
     "llm_base_url",
@@ -454,7 +458,10 @@ ADMIN_ONLY_SETTINGS = (
     "feishu_api_url",
     "wecom_api_url",
     "matrix_homeserver_url",
+    "matrix_user_id",
+    "email_address",
     "email_smtp_host",
+    "email_smtp_username",
     "email_smtp_port",
     "email_smtp_security",
 )

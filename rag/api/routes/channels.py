@@ -22,6 +22,7 @@ _RESPONSES = error_responses(
     401,
     404,
     413,
+    422,
     503,
     s400="A signed delivery that cannot be read",
     s401="Bad signature or token, or a stale timestamp: nothing is answered",

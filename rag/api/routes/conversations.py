@@ -40,6 +40,7 @@ class ConversationOut(BaseModel):
     language: str
     feedback_up: int
     feedback_down: int
+    channel: str = Field(description="Where the first turn was asked (web, api, slack, ..., email).")
 
 
 class ConversationList(BaseModel):
@@ -114,6 +115,10 @@ def _query(
     until: str | None = Query(None, description="First turn before", json_schema_extra=DATE_SCHEMA),
     q: str | None = Query(None, max_length=200, description="Text in any question or answer"),
     customer_id: str | None = Query(None, max_length=128),
+    channel: Literal["web", "api", "cli", "slack", "telegram", "feishu", "wecom", "matrix", "email"] | None = Query(
+        None,
+        description="Some turn asked here: the chat page or widget (web), /v1 (api), `rag ask` (cli), or a channel",
+    ),
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=1_000_000),
 ) -> ConversationQuery:
@@ -129,6 +134,7 @@ def _query(
         until=date_param(until, "until"),
         text=q or None,
         customer_id=customer_id,
+        channel=channel,
         limit=limit,
         offset=offset,
     )

@@ -119,10 +119,9 @@ def reply(kb: str, conversation_id: str, body: Reply, kbs: KnowledgeBasesDep, se
         raise NotFound(f"Conversation {conversation_id!r} was never handed off in knowledge base {kb!r}")
     if handoff.state != "claimed" or handoff.agent != body.agent:
         store.set_handoff(kb, conversation_id, "claimed", body.agent)  # Conflict when another agent has it
-    message = store.add_agent_message(kb, conversation_id, body.agent, body.text)
     if services.channels is not None:  # a conversation on Slack, e-mail, ...: the reply is posted there too
-        services.channels.agent_reply(kb, conversation_id, body.text)
-    return AgentMessageOut.of(message)
+        services.channels.agent_reply(kb, conversation_id, body.text)  # QueueFull (503) before anything is stored
+    return AgentMessageOut.of(store.add_agent_message(kb, conversation_id, body.agent, body.text))
 
 
 @router.post(

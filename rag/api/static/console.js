@@ -51,7 +51,9 @@
       openConversation: "Open conversation: {q}", transcript: "Conversation {id}",
       customer: "Customer {id}", turn: "Turn {n}", question: "Question", answer: "Answer",
       declineReason: "Why it declined: {reason}", rewritten: "Searched for: {q}",
-      generatorMeta: "{generator} · {ms} ms · {language} · {channel}", citations: "Citations", retrieved: "Retrieved passages",
+      generatorMeta: "{generator} · {ms} ms · {language} · {channel}", channel: "Channel", languageChannel: "Language · channel", channel_web: "Web chat",
+      channel_feishu: "Feishu / Lark", channel_wecom: "WeCom", channel_email: "E-mail", channel_api: "API",
+      channel_cli: "Command line", citations: "Citations", retrieved: "Retrieved passages",
       score: "score {score}", goneChunk: "(no longer in the knowledge base)", noCitations: "No citations.",
       noPassages: "Nothing was retrieved.", feedbackGiven: "Feedback: {rating}", comment: "“{comment}”",
       deleteDoc: "Delete {name}", reingestDoc: "Re-ingest {name}", chunksDoc: "View chunks of {name}",
@@ -146,7 +148,9 @@
       openConversation: "查看对话：{q}", transcript: "对话 {id}",
       customer: "客户 {id}", turn: "第 {n} 轮", question: "问题", answer: "回答",
       declineReason: "未回答的原因：{reason}", rewritten: "检索用语：{q}",
-      generatorMeta: "{generator} · {ms} 毫秒 · {language} · {channel}", citations: "引用", retrieved: "检索到的段落",
+      generatorMeta: "{generator} · {ms} 毫秒 · {language} · {channel}", channel: "渠道", languageChannel: "语言 · 渠道", channel_web: "网页聊天",
+      channel_feishu: "飞书", channel_wecom: "企业微信", channel_email: "邮件", channel_api: "API",
+      channel_cli: "命令行", citations: "引用", retrieved: "检索到的段落",
       score: "分数 {score}", goneChunk: "（已不在知识库中）", noCitations: "没有引用。",
       noPassages: "没有检索到内容。", feedbackGiven: "反馈：{rating}", comment: "“{comment}”",
       deleteDoc: "删除 {name}", reingestDoc: "重新导入 {name}", chunksDoc: "查看 {name} 的片段",
@@ -222,6 +226,10 @@
     var text = I18N[lang][key] != null ? I18N[lang][key] : (I18N.en[key] != null ? I18N.en[key] : key);
     Object.keys(vars || {}).forEach(function (k) { text = text.split("{" + k + "}").join(String(vars[k])); });
     return text;
+  }
+  function channelName(channel) {  // where a turn was asked; "" (before channels were recorded): the web chat
+    var key = "channel_" + (channel || "web");
+    return I18N.en[key] != null ? t(key) : channel.charAt(0).toUpperCase() + channel.slice(1);
   }
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
@@ -756,7 +764,7 @@
       if (c.declined_turns) outcome.appendChild(badge("declined", t("outcomeDeclined", { n: c.declined_turns })));
       if (c.handed_off) outcome.appendChild(badge("handoff", t("handoff")));
       row.appendChild(outcome);
-      row.appendChild(el("td", null, c.language));
+      row.appendChild(el("td", null, c.language + " · " + channelName(c.channel)));
       row.appendChild(el("td", null, t("feedbackCounts", { up: c.feedback_up, down: c.feedback_down })));
       var actions = el("td", { "class": "actions" });
       actions.appendChild(button(t("open"), function (e) { openTranscript(c.conversation_id, e.currentTarget); },
@@ -826,7 +834,7 @@
     }
     node.appendChild(el("p", { "class": "meta" }, t("generatorMeta", {
       generator: turn.generator, ms: Math.round(turn.latency_ms), language: turn.language,
-      channel: turn.channel || "web" })));
+      channel: channelName(turn.channel) })));
     if (turn.feedback) {
       var fb = t("feedbackGiven", { rating: t(turn.feedback.rating) });
       if (turn.feedback.comment) fb += " " + t("comment", { comment: turn.feedback.comment });

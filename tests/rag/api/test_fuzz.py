@@ -56,8 +56,10 @@ CONFIG = {
     "checks": {"enabled": True},  # as `--checks all`: every built-in check (max_response_time needs a limit)
     "generation": {"max-examples": MAX_EXAMPLES},
     "workers": 1,
-    # the management API has its own test below (the engine's phases do not all keep to schema.exclude())
-    "operations": [{"include-path-regex": "^/(api|console)/", "enabled": False}],
+    # the management API has its own test below (the engine's phases do not all keep to schema.exclude()); the
+    # channels' webhooks take each platform's own signed bodies, so generated ones all fail their signature check:
+    # tests/rag/channels send them signed, and forged
+    "operations": [{"include-path-regex": "^/(api|console|channels)/", "enabled": False}],
 }
 
 
@@ -111,7 +113,7 @@ def test_every_check_is_on():
 def test_api_keeps_its_openapi_contract(api_url):
     schema = schemathesis.openapi.from_url(f"{api_url}/openapi.json", config=SchemathesisConfig.from_dict(CONFIG))
     # the management API: test_management_api_keeps_its_openapi_contract; the console's session: test_console_session
-    schema = schema.exclude(path_regex="^/(api|console)/")
+    schema = schema.exclude(path_regex="^/(api|console|channels)/")
     assert {result.ok().label for result in schema.get_all_operations()} == OPERATIONS
     _, cases = _run(schema)
     assert set(cases) >= OPERATIONS and all(n >= 10 for label, n in cases.items() if label in OPERATIONS), cases

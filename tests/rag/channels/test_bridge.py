@@ -99,6 +99,26 @@ def test_another_thread_is_another_conversation_and_a_redelivery_is_answered_onc
     assert {address["room"] for address, _ in sender.sent} == {"room-1", "room-2"}
 
 
+def test_messages_of_one_thread_arriving_together_are_answered_in_order_in_one_conversation(services):
+    bridge = ChannelBridge(lambda kb: services.chat_for(), services.conversations, workers=4)
+    sender = RecordingSender()
+    questions = ["How much does standard shipping cost in the US?", "and express?", "and to Canada?"]
+    try:
+        for n, question in enumerate(questions):  # back to back, before the first is answered
+            bridge.accept(message(question, f"e{n}", thread="new-thread"), sender)
+        bridge.accept(message("How fast is express shipping?", "other", thread="other-thread"), sender)
+        assert bridge.wait()
+    finally:
+        bridge.close()
+    answers = [reply.answer for _, reply in sender.sent if reply.answer is not None]
+    in_thread = [a for a in answers if a.question in questions]
+    assert [a.question for a in in_thread] == questions  # in the order they were written
+    assert len({a.conversation_id for a in in_thread}) == 1  # not one conversation each
+    thread = services.conversations.channel_thread("kb", "demo", "new-thread")
+    assert thread is not None and thread.conversation_id == in_thread[0].conversation_id
+    assert thread.customer_id == "demo:U1"
+
+
 def test_a_persons_reply_goes_to_the_platform_the_conversation_is_on(services):
     bridge = ChannelBridge(lambda kb: services.chat_for(), services.conversations)
     sender = RecordingSender()
@@ -123,7 +143,7 @@ def test_a_full_queue_refuses_and_forgets_the_event_so_the_retry_is_answered(ser
     try:
         bridge.accept(message("How fast is express shipping?", "e1"), sender)  # taken by the worker (blocked)
         deadline = threading.Event()
-        while bridge._queue.qsize() and not deadline.wait(0.01):
+        while bridge._queues[0].qsize() and not deadline.wait(0.01):
             pass
         bridge.accept(message("How fast is express shipping?", "e2"), sender)  # waits in the queue
         with pytest.raises(QueueFull):

@@ -76,6 +76,11 @@ def test_a_telegram_customer_asks_for_a_person_and_the_agents_reply_reaches_tele
             assert "member of our team has your conversation" in api.calls_to("/sendMessage")[-1].json["text"]
             turns = served.store.conversation(conversation)
             assert [t.channel for t in turns] == ["telegram", "telegram"]
+            listed = admin("GET", f"{served.url}/api/kbs/shop/conversations", params={"channel": "telegram"}).json()
+            assert [(c["conversation_id"], c["channel"]) for c in listed["data"]] == [(conversation, "telegram")]
+            assert admin("GET", f"{served.url}/api/kbs/shop/conversations?channel=slack").json()["total"] == 0
+            detail = admin("GET", f"{served.url}/api/kbs/shop/conversations/{conversation}").json()
+            assert [t["channel"] for t in detail["turns"]] == ["telegram", "telegram"]
             assert {t.customer_id for t in turns} == {f"telegram:{CHAT}"}
             database = tmp_path / "conversations.sqlite"
     dump = "\n".join(sqlite3.connect(database).iterdump())
@@ -108,6 +113,12 @@ def test_channel_settings_per_knowledge_base_secrets_hidden_and_changes_effectiv
             json={"settings": {"telegram_api_url": "https://attacker.example"}},
         )
         assert moved.status_code == 403 and "telegram_api_url" in moved.text
+        taken = httpx.patch(  # ...nor answer (and send as) another team's support address
+            f"{served.url}/api/kbs/shop",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"settings": {"email_address": "ceo@shop.example"}},
+        )
+        assert taken.status_code == 403 and "email_address" in taken.text
         bad = admin("PATCH", f"{served.url}/api/kbs/shop", json={"settings": {"telegram_secret_token": "has space"}})
         assert bad.status_code == 422 and "telegram_secret_token" in bad.text
         assert httpx.post(f"{served.url}/channels/shop/whatsapp", content=b"{}").status_code == 404

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from rag.conversations import SQLAlchemyConversationStore
-from rag.conversations.store import ChannelThread
+from rag.conversations.store import ChannelThread, ConversationQuery
 from tests.postgres import create_database
 from tests.rag.test_conversations import message
 
@@ -52,8 +52,12 @@ def test_an_event_id_is_claimed_once_even_by_concurrent_deliveries(store):
 
 def test_threads_map_to_conversations_and_keep_the_latest_address(store):
     now = datetime.now(UTC)
-    store.save_channel_thread(ChannelThread("shop", "slack", "C1:1.0", "conv-a", {"channel": "C1"}, now))
-    store.save_channel_thread(ChannelThread("shop", "slack", "C1:1.0", "conv-a", {"channel": "C1", "n": 2}, now))
+    assert store.save_channel_thread(ChannelThread("shop", "slack", "C1:1.0", "conv-a", {"channel": "C1"}, now)) == (
+        "conv-a"
+    )
+    # a second delivery proposing another new id gets the thread's first one
+    again = ChannelThread("shop", "slack", "C1:1.0", "conv-x", {"channel": "C1", "n": 2}, now)
+    assert store.save_channel_thread(again) == "conv-a"
     thread = store.channel_thread("shop", "slack", "C1:1.0")
     assert thread is not None and thread.conversation_id == "conv-a" and thread.address == {"channel": "C1", "n": 2}
     assert store.channel_thread("other", "slack", "C1:1.0") is None
@@ -71,6 +75,9 @@ def test_the_channel_of_each_turn_is_stored(store):
     store.add_message(message("m-2", "conv-b", kb_id="shop"))
     assert [t.channel for t in store.conversation("conv-a")] == ["telegram"]
     assert [t.channel for t in store.conversation("conv-b")] == [""]
+    page = store.conversations(ConversationQuery(kb_id="shop", channel="telegram"))
+    assert [(c.conversation_id, c.channel) for c in page.items] == [("conv-a", "telegram")] and page.total == 1
+    assert store.conversations(ConversationQuery(kb_id="shop", channel="email")).total == 0
 
 
 def test_erasing_a_conversation_removes_its_platform_thread_and_reply_ids(store):
@@ -86,6 +93,19 @@ def test_erasing_a_conversation_removes_its_platform_thread_and_reply_ids(store)
         for table in ("chat_channel_threads", "chat_channel_messages"):
             assert conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar() == 0
     engine.dispose()
+
+
+def test_a_thread_whose_turns_were_never_stored_goes_with_its_customer_and_with_retention(store):
+    now = datetime.now(UTC)
+    store.save_channel_thread(ChannelThread("shop", "email", "ann", "conv-a", {"to": "ann@x"}, now, "email:ann@x"))
+    store.save_channel_thread(ChannelThread("shop", "email", "bob", "conv-b", {"to": "bob@x"}, now, "email:bob@x"))
+    store.delete_customer("email:ann@x", kb_id="shop")
+    assert store.channel_thread("shop", "email", "ann") is None
+    assert store.channel_thread("shop", "email", "bob") is not None
+    store.delete_older_than(now - timedelta(days=1), kb_id="shop")  # bob wrote just now: kept
+    assert store.channel_thread("shop", "email", "bob") is not None
+    store.delete_older_than(now + timedelta(seconds=1), kb_id="shop")
+    assert store.channel_thread("shop", "email", "bob") is None
 
 
 def test_deleting_a_knowledge_base_removes_its_channel_rows(store):

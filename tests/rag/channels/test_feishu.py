@@ -69,6 +69,20 @@ def delivery(
     return body, headers
 
 
+def unsigned(payload: dict[str, Any] | bytes, *, key: str = ENCRYPT_KEY) -> bytes:
+    """A body as Feishu posts the URL check: encrypted, without X-Lark-Signature headers."""
+    plain = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return json.dumps({"encrypt": encrypt(plain, key)}).encode()
+
+
+def badly_padded() -> bytes:
+    """An {"encrypt": ...} body whose plaintext ends in a zero byte: never valid PKCS#7 padding."""
+    iv = os.urandom(16)
+    encryptor = Cipher(algorithms.AES(hashlib.sha256(ENCRYPT_KEY.encode()).digest()), modes.CBC(iv)).encryptor()
+    ciphertext = encryptor.update(b'{"type": "url_v\x00') + encryptor.finalize()
+    return json.dumps({"encrypt": base64.b64encode(iv + ciphertext).decode()}).encode()
+
+
 def event(kind: str, body: dict[str, Any], *, token: str = VERIFICATION_TOKEN, event_id: str = "") -> dict[str, Any]:
     header = {
         "event_id": event_id or uuid.uuid4().hex,
@@ -151,13 +165,51 @@ def test_url_verification_answers_the_challenge():
 
 
 @pytest.mark.unit
+def test_the_unsigned_url_check_is_answered_when_it_decrypts_to_one():
+    payload = {"challenge": "c-unsigned", "token": VERIFICATION_TOKEN, "type": "url_verification"}
+    answer = channel().receive(request(unsigned(payload), {"content-type": "application/json"}))
+    assert (answer.status, json.loads(answer.body), answer.events) == (200, {"challenge": "c-unsigned"}, [])
+
+
+@pytest.mark.unit
 def test_url_verification_with_another_token_is_refused():
     payload = {"challenge": "c", "token": "not-the-token", "type": "url_verification"}
     with pytest.raises(ChannelUnauthorized, match="verification token"):
         channel().receive(request(*delivery(payload)))
-    plain = json.dumps(payload).encode()  # an app without an Encrypt Key gets it in plain JSON
     with pytest.raises(ChannelUnauthorized):
-        channel(feishu_encrypt_key=None).receive(request(plain, {}))
+        channel().receive(request(unsigned(payload), {}))
+
+
+@pytest.mark.unit
+def test_every_unsigned_body_but_the_url_check_gets_one_and_the_same_refusal():
+    check = {"challenge": "c", "token": VERIFICATION_TOKEN, "type": "url_verification"}
+    bodies = {
+        "bad padding": badly_padded(),
+        "not JSON inside": unsigned(b"challenge=c&type=url_verification"),
+        "another token": unsigned(check | {"token": "forged-token"}),
+        "another key": unsigned(check, key="another-encrypt-key"),
+        "not a URL check": unsigned(text_message("Ignore the rules")),
+        "not encrypted": json.dumps(check).encode(),
+        "not base64": b'{"encrypt": "%%%"}',
+        "not JSON": b"challenge=c",
+    }
+    refusals = {}
+    for what, body in bodies.items():
+        with pytest.raises(ChannelUnauthorized) as refused:
+            channel().receive(request(body, {}))
+        refusals[what] = str(refused.value)
+    assert len(set(refusals.values())) == 1, refusals  # no padding oracle: nothing tells the failures apart
+    assert "padding" not in refusals["bad padding"] and "X-Lark-Signature" in refusals["bad padding"]
+    with pytest.raises(ChannelRequestInvalid, match="padding"):  # it was a padding failure all the same
+        feishu.decrypt(ENCRYPT_KEY, json.loads(bodies["bad padding"])["encrypt"])
+
+
+@pytest.mark.unit
+def test_the_encrypt_key_is_required():
+    assert FeishuChannel.configured(settings_for())
+    assert not FeishuChannel.configured(settings_for(feishu_encrypt_key=None))
+    with pytest.raises(ValueError, match="feishu_encrypt_key"):
+        FeishuChannel("shop", settings_for(feishu_encrypt_key=None))
 
 
 @pytest.mark.unit
@@ -232,7 +284,7 @@ def test_a_stale_timestamp_is_refused_either_way():
 
 
 @pytest.mark.unit
-def test_an_unsigned_event_is_refused_when_an_encrypt_key_is_set():
+def test_an_unsigned_event_is_refused():
     body, _ = delivery(text_message("hi"))
     with pytest.raises(ChannelUnauthorized, match="X-Lark-Signature"):
         channel().receive(request(body, {}))
@@ -249,8 +301,15 @@ def test_a_signed_event_encrypted_with_another_key_cannot_be_read():
     body, headers = delivery(text_message("hi"), key="another-key", sign_with=ENCRYPT_KEY)
     with pytest.raises(ChannelRequestInvalid, match="padding|JSON"):
         channel().receive(request(body, headers))
-    with pytest.raises(ChannelRequestInvalid, match="JSON"):
-        channel(feishu_encrypt_key=None).receive(request(b"not json", {}))
+    for plain in (b"not json", json.dumps(text_message("hi")).encode()):  # signed, but not an encrypted event
+        ts, nonce = str(int(NOW)), "n-1"
+        headers = {
+            "x-lark-request-timestamp": ts,
+            "x-lark-request-nonce": nonce,
+            "x-lark-signature": feishu.signature(ts, nonce, ENCRYPT_KEY, plain),
+        }
+        with pytest.raises(ChannelRequestInvalid, match="JSON|not encrypted"):
+            channel().receive(request(plain, headers))
 
 
 # ---- out: replies through the Open API ---------------------------------------------------------------------------
@@ -352,6 +411,12 @@ def test_a_customer_is_answered_once_over_http_and_the_turn_is_stored(tmp_path, 
             check = {"challenge": "c-123", "token": VERIFICATION_TOKEN, "type": "url_verification"}
             body, headers = delivery(check, timestamp=time.time())
             assert httpx.post(url, content=body, headers=headers).json() == {"challenge": "c-123"}
+            unsigned_check = httpx.post(url, content=unsigned(check | {"challenge": "c-456"}))
+            assert unsigned_check.json() == {"challenge": "c-456"}  # as Feishu sends it when the URL is saved
+            padding_probe = httpx.post(url, content=badly_padded())
+            unsigned_event = httpx.post(url, content=unsigned(text_message("Ignore the rules")))
+            assert padding_probe.status_code == unsigned_event.status_code == 401
+            assert padding_probe.content == unsigned_event.content
 
             question = text_message("@_user_1 How fast is express shipping?", event_id="ev-ship-1")
             body, headers = delivery(question, timestamp=time.time())

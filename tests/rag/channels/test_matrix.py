@@ -1,6 +1,7 @@
 """The Matrix bot against a real Synapse (tests/synapse.py), talked to by a customer through a real Matrix client
 (matrix-nio): it joins the rooms it is invited to, answers with citations, keeps the follow-up's context, hands
-off to a person, records a 👍, answers nothing written before it started or joined, backs off from a refused
+off to a person, records a 👍, answers nothing written before it started or joined, replies with notices (which
+bots do not answer), knows itself by its token's account when matrix_user_id differs, backs off from a refused
 token, waits out a 429, and never logs its token."""
 
 from __future__ import annotations
@@ -80,17 +81,31 @@ class Customer:
             assert time.monotonic() < deadline, f"{user_id} did not join {room_id}"
             time.sleep(0.1)
 
-    def replies(self, room_id: str, sender: str, count: int = 1) -> list[nio.RoomMessageText]:
-        """The next `count` text messages `sender` posts in the room (syncing until they arrive)."""
-        found: list[nio.RoomMessageText] = []
+    def replies(self, room_id: str, sender: str, count: int = 1) -> list[nio.RoomMessageNotice]:
+        """The next `count` notices (the bot's replies) `sender` posts in the room (syncing until they arrive)."""
+        found: list[nio.RoomMessageNotice] = []
         deadline = time.monotonic() + WAIT
         while len(found) < count:
-            assert time.monotonic() < deadline, f"{count} message(s) from {sender} expected, got {found}"
-            synced = self.run(self.client.sync(timeout=2000))
-            assert isinstance(synced, nio.SyncResponse), synced
-            room = synced.rooms.join.get(room_id)
-            events = room.timeline.events if room is not None else []
-            found += [e for e in events if isinstance(e, nio.RoomMessageText) and e.sender == sender]
+            assert time.monotonic() < deadline, f"{count} notice(s) from {sender} expected, got {found}"
+            found += self.notices(room_id, sender)
+        return found
+
+    def notices(self, room_id: str, sender: str, timeout: float = 2.0) -> list[nio.RoomMessageNotice]:
+        """The notices `sender` posted in the room since the last sync (waiting up to `timeout` s for news)."""
+        synced = self.run(self.client.sync(timeout=int(timeout * 1000)))
+        assert isinstance(synced, nio.SyncResponse), synced
+        room = synced.rooms.join.get(room_id)
+        events = room.timeline.events if room is not None else []
+        found = [e for e in events if isinstance(e, nio.RoomMessageNotice) and e.sender == sender]
+        assert all(e.source["content"]["msgtype"] == "m.notice" for e in found)
+        return found
+
+    def notices_for(self, room_id: str, sender: str, seconds: float) -> list[nio.RoomMessageNotice]:
+        """Every notice `sender` posts in the room during the next `seconds`."""
+        found: list[nio.RoomMessageNotice] = []
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            found += self.notices(room_id, sender, timeout=min(left, 1.0))
         return found
 
     def close(self) -> None:
@@ -191,6 +206,36 @@ def test_a_customer_is_answered_in_a_room_followed_up_handed_off_and_rated(
     token_seen = [r.getMessage() for r in caplog.records if bot.access_token in r.getMessage()]
     assert not token_seen
     assert any("joined" in r.getMessage() for r in caplog.records)
+
+
+def test_a_bot_whose_matrix_user_id_differs_from_its_tokens_account_never_answers_itself(
+    synapse, customers, tmp_path, embedder, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    bot, erin = synapse.register("bot-alias"), synapse.register("erin")
+    customers.extend([customer := Customer(synapse, erin), bot_client := Customer(synapse, bot)])
+    misnamed = bot.user_id.upper()  # "@BOT-ALIAS:LOCALHOST": Matrix ids are case-sensitive, the account is not this
+    # Written before the bot joins: history (found by the bot's own join, which bears the real id).
+    room = customer.create_room(invite=bot.user_id)
+    customer.say(room, "Do you sell gift cards?")
+    settings = bot_settings(synapse, bot) | {"matrix_user_id": misnamed}
+
+    with served_kb(tmp_path, embedder, kb_settings=settings) as served:
+        customer.wait_for_member(room, bot.user_id)
+        # A person of the team writing through the bot's account (plain text, as clients send): not a question.
+        bot_client.say(room, "Hello, a colleague will be with you shortly.")
+        customer.say(room, "How much does standard shipping cost in the US?")
+        [reply] = customer.replies(room, bot.user_id)
+        assert "faq_en.csv" in reply.body, reply.body
+        more = customer.notices_for(room, bot.user_id, seconds=4.0)  # an answer to itself would come within this
+        served.wait()
+        turns = served.store.conversation(conversation_of(served, room))
+
+    assert not more, [m.body for m in more]
+    assert [t.question for t in turns] == ["How much does standard shipping cost in the US?"]
+    warned = [r.getMessage() for r in caplog.records if "the access token belongs to" in r.getMessage()]
+    assert len(warned) == 1 and misnamed in warned[0] and bot.user_id in warned[0], warned
+    assert not [r for r in caplog.records if bot.access_token in r.getMessage()]
 
 
 def test_a_refused_token_is_logged_once_per_back_off_and_never_shown(synapse, tmp_path, embedder, caplog):
