@@ -21,7 +21,6 @@ import hmac
 import json
 import logging
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -42,7 +41,7 @@ from rag.channels.base import (
     within,
 )
 from rag.channels.crypto import aes_cbc_decrypt, b64decode
-from rag.channels.outbound import PlatformClient, forget_secrets, hide_secrets, mask
+from rag.channels.outbound import AccessToken, PlatformClient, mask
 from rag.core.settings import Settings
 
 log = logging.getLogger("rag.channels")
@@ -55,7 +54,6 @@ _RATINGS: dict[str, Literal["up", "down"]] = {
     "THUMBSUP": "up",
     "THUMBSDOWN": "down",
 }  # emoji_type, upper-cased (Feishu spells it "ThumbsDown")
-_TOKEN_MARGIN = 300.0  # seconds before `expire` a cached token is replaced
 _UNSIGNED = (
     "Feishu event without a valid X-Lark-Signature, and not a URL check encrypted with feishu_encrypt_key that "
     "carries feishu_verification_token - are feishu_encrypt_key and feishu_verification_token the app's?"
@@ -138,8 +136,7 @@ class FeishuChannel:
             secrets=[self.app_secret, self.token, self.encrypt_key],
             retry_hint=retry_hint,
         )
-        self._access: tuple[str, float] | None = None  # tenant_access_token, when to replace it
-        self._lock = threading.Lock()
+        self._access = AccessToken(self._fetch_token, clock)  # the tenant_access_token
 
     # ---- in ------------------------------------------------------------------------------------------------
     def receive(self, request: WebhookRequest) -> WebhookResponse:
@@ -247,7 +244,7 @@ class FeishuChannel:
         body = {"msg_type": "text", "content": json.dumps({"text": reply.text}), "uuid": uuid.uuid4().hex}
         url = f"{self.api_url}/open-apis/im/v1/messages/{message_id}/reply"
         for fresh in (False, True):
-            headers = {"Authorization": f"Bearer {self._access_token(refresh=fresh)}"}
+            headers = {"Authorization": f"Bearer {self._access.get(refresh=fresh)}"}
             response = self.client.call("POST", url, json=body, headers=headers, what="reply")
             data = _result(response, "reply")
             if data.get("code") in TOKEN_INVALID and not fresh:
@@ -257,27 +254,21 @@ class FeishuChannel:
             return str(_dict(data.get("data")).get("message_id") or "") or None
         return None  # not reached: the second round returns or raises
 
-    def _access_token(self, *, refresh: bool = False) -> str:
-        with self._lock:
-            if self._access is not None and not refresh and self.clock() < self._access[1]:
-                return self._access[0]
-            url = f"{self.api_url}/open-apis/auth/v3/tenant_access_token/internal"
-            response = self.client.call(
-                "POST", url, json={"app_id": self.app_id, "app_secret": self.app_secret}, what="tenant_access_token"
-            )
-            data = _result(response, "tenant_access_token")
-            _check(data, response, "tenant_access_token")
-            token = data.get("tenant_access_token")
-            if not isinstance(token, str) or not token:
-                raise ChannelDeliveryError("feishu: tenant_access_token missing from the answer - check feishu_api_url")
-            hide_secrets([token], owner=(self, "access token"))  # replaces the expired one
-            expire = float(data.get("expire") or 0)
-            self._access = (token, self.clock() + max(0.0, expire - min(_TOKEN_MARGIN, expire / 2)))
-            return token
+    def _fetch_token(self) -> tuple[str, float]:
+        url = f"{self.api_url}/open-apis/auth/v3/tenant_access_token/internal"
+        response = self.client.call(
+            "POST", url, json={"app_id": self.app_id, "app_secret": self.app_secret}, what="tenant_access_token"
+        )
+        data = _result(response, "tenant_access_token")
+        _check(data, response, "tenant_access_token")
+        token = data.get("tenant_access_token")
+        if not isinstance(token, str) or not token:
+            raise ChannelDeliveryError("feishu: tenant_access_token missing from the answer - check feishu_api_url")
+        return token, float(data.get("expire") or 0)
 
     def close(self) -> None:
         self.client.close()
-        forget_secrets((self, "access token"))
+        self._access.close()
 
 
 def _json(body: object, events: list[Event] | None = None) -> WebhookResponse:

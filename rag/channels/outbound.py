@@ -174,6 +174,34 @@ class PlatformClient:
         forget_secrets(self)
 
 
+class AccessToken:
+    """A platform's short-lived access token (Feishu's tenant_access_token, WeCom's access_token): `fetch()` gives
+    (token, lifetime in seconds); kept until `margin` seconds (at most half its life) before it expires, fetched
+    anew when the platform refuses it (`get(refresh=True)`), masked in logs while it is the current one."""
+
+    def __init__(
+        self, fetch: Callable[[], tuple[str, float]], clock: Callable[[], float] = time.time, margin: float = 300.0
+    ):
+        self.fetch = fetch
+        self.clock = clock
+        self.margin = margin
+        self._token: str | None = None
+        self._until = 0.0
+        self._lock = threading.Lock()  # one fetch at a time: the others wait for its token
+
+    def get(self, *, refresh: bool = False) -> str:
+        with self._lock:
+            if self._token is not None and not refresh and self.clock() < self._until:
+                return self._token
+            token, lifetime = self.fetch()
+            hide_secrets([token], owner=self)  # replaces the expired one
+            self._token, self._until = token, self.clock() + max(0.0, lifetime - min(self.margin, lifetime / 2))
+            return token
+
+    def close(self) -> None:
+        forget_secrets(self)
+
+
 def json_body(response: httpx.Response, name: str, what: str) -> dict[str, Any]:
     """The JSON object a platform answered; ChannelDeliveryError when it is not one or the status is an error."""
     try:

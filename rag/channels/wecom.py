@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import logging
 import re
-import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
@@ -35,7 +34,7 @@ from rag.channels.base import (
 )
 from rag.channels.crypto import aes_cbc_decrypt, b64decode
 from rag.channels.formatting import split_message
-from rag.channels.outbound import PlatformClient, forget_secrets, hide_secrets, json_body, mask
+from rag.channels.outbound import AccessToken, PlatformClient, json_body, mask
 from rag.core.settings import Settings
 
 log = logging.getLogger("rag.channels")
@@ -46,7 +45,6 @@ TOKEN_INVALID = frozenset({40014, 42001})  # invalid / expired access_token: fet
 # "slow down" answered with HTTP 200: API call frequency limit (45009) and "system busy" (-1); seconds to wait
 BUSY = {45009: 2.0, -1: 1.0}
 _PADDING_BLOCK = 32
-_TOKEN_MARGIN = 300.0
 _MARKUP_DECLARATION = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 _ENCODING_DECLARATION = re.compile(r"""\s*<\?xml\s[^>]*?\bencoding\s*=\s*["']([^"']*)["']""")
 
@@ -197,8 +195,7 @@ class WeComChannel:
             secrets=[self.secret, self.token, self.aes_key],
             retry_hint=retry_hint,
         )
-        self._access: tuple[str, float] | None = None  # access_token, when to replace it
-        self._lock = threading.Lock()
+        self._access = AccessToken(self._fetch_token, clock)
 
     # ---- in ------------------------------------------------------------------------------------------------
     def receive(self, request: WebhookRequest) -> WebhookResponse:
@@ -256,7 +253,7 @@ class WeComChannel:
     def _send_text(self, touser: str, text: str) -> str | None:
         body = {"touser": touser, "msgtype": "text", "agentid": self.agent_id, "text": {"content": text}}
         for fresh in (False, True):
-            params = {"access_token": self._access_token(refresh=fresh)}
+            params = {"access_token": self._access.get(refresh=fresh)}
             response = self.client.call(
                 "POST", f"{self.api_url}/cgi-bin/message/send", json=body, params=params, what="message/send"
             )
@@ -268,29 +265,23 @@ class WeComChannel:
             return str(data.get("msgid") or "") or None
         return None  # not reached: the second round returns or raises
 
-    def _access_token(self, *, refresh: bool = False) -> str:
-        with self._lock:
-            if self._access is not None and not refresh and self.clock() < self._access[1]:
-                return self._access[0]
-            response = self.client.call(
-                "GET",
-                f"{self.api_url}/cgi-bin/gettoken",
-                params={"corpid": self.corp_id, "corpsecret": self.secret},
-                what="gettoken",
-            )
-            data = json_body(response, self.name, "gettoken")
-            _check(data, "gettoken")
-            token = data.get("access_token")
-            if not isinstance(token, str) or not token:
-                raise ChannelDeliveryError("wecom: gettoken answered no access_token - check wecom_api_url")
-            hide_secrets([token], owner=(self, "access token"))  # replaces the expired one
-            expires = float(data.get("expires_in") or 0)
-            self._access = (token, self.clock() + max(0.0, expires - min(_TOKEN_MARGIN, expires / 2)))
-            return token
+    def _fetch_token(self) -> tuple[str, float]:
+        response = self.client.call(
+            "GET",
+            f"{self.api_url}/cgi-bin/gettoken",
+            params={"corpid": self.corp_id, "corpsecret": self.secret},
+            what="gettoken",
+        )
+        data = json_body(response, self.name, "gettoken")
+        _check(data, "gettoken")
+        token = data.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise ChannelDeliveryError("wecom: gettoken answered no access_token - check wecom_api_url")
+        return token, float(data.get("expires_in") or 0)
 
     def close(self) -> None:
         self.client.close()
-        forget_secrets((self, "access token"))
+        self._access.close()
 
 
 def _check(data: Mapping[str, Any], what: str) -> None:

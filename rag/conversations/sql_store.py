@@ -213,7 +213,7 @@ class SQLAlchemyConversationStore:
     def _create_schema(self, attempts: int = 10) -> None:
         """The tables, columns and indexes this version uses, created where missing. On PostgreSQL an advisory
         lock serialises processes starting at once; SQLite has none, so a table another process created between
-        this one's check and its CREATE is simply checked again."""
+        this one's check and its CREATE (or a lock lost to it) is simply checked again."""
         for attempt in range(attempts):
             try:
                 with self._engine.begin() as conn:
@@ -223,9 +223,12 @@ class SQLAlchemyConversationStore:
                     _add_missing_columns(conn)
                 return
             except OperationalError as exc:
-                if "already exists" not in str(exc.orig) or attempt + 1 == attempts:
+                # SQLite: another process created it in between, or two read-then-write schema transactions
+                # deadlocked (SQLite fails one at once rather than wait): look again
+                raced = any(sign in str(exc.orig) for sign in ("already exists", "database is locked"))
+                if not raced or attempt + 1 == attempts:
                     raise
-                time.sleep(random.uniform(0, 0.05))  # apart from the others racing, the next check sees their work
+                time.sleep(random.uniform(0.01, 0.2))  # apart from the others racing; the next look sees their work
 
     def add_message(self, message: StoredMessage) -> None:
         row = {name: getattr(message, name) for name in StoredMessage.__dataclass_fields__}
