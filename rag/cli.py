@@ -274,6 +274,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from rag.api.server import serve
+    from rag.channels.registry import configured_channels
     from rag.core.errors import KnowledgeBaseNotFound
     from rag.store.knowledge_base import KnowledgeBase
 
@@ -284,6 +285,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         f"(generator: {settings.resolved_generator()})",
         flush=True,
     )
+    channels = configured_channels(settings)
+    if channels:
+        print(f"channels of the default knowledge base (from the environment): {', '.join(channels)}", flush=True)
+    if settings.email_listen_port is not None:
+        print(f"receiving support mail (SMTP) on {settings.email_listen_host}:{settings.email_listen_port}", flush=True)
     serve(settings)
     return 0
 

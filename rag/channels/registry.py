@@ -59,6 +59,12 @@ class KnowledgeBaseDirectory(Protocol):
     def overrides(self, kb_id: str) -> Mapping[str, Any]: ...
 
 
+def configured_channels(settings: Settings) -> list[str]:
+    """The channels these settings configure (the default knowledge base's, from the environment), for
+    `rag serve` to say at start what it answers on."""
+    return [name for name in _CLASSES if channel_class(name).configured(settings)]
+
+
 class Channels:
     def __init__(
         self,
@@ -99,8 +105,7 @@ class Channels:
 
     def configured(self, kb_id: str) -> list[str]:
         """The channels this knowledge base has."""
-        settings = self.settings_for(kb_id)
-        return [name for name in _CLASSES if channel_class(name).configured(settings)]
+        return configured_channels(self.settings_for(kb_id))
 
     # ---- webhooks ---------------------------------------------------------------------------------------
     def receive(self, kb_id: str, name: str, request: WebhookRequest) -> WebhookResponse:

@@ -324,7 +324,10 @@ class Settings(BaseSettings):
         try:
             settings = type(self).model_validate(values)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"].removeprefix("Value error, ")
+                for e in exc.errors()
+            )
             raise ValueError(f"invalid settings - {problems}") from None
         # a knowledge base must not be set to a generator this server cannot run (every question would fail)
         generator = settings.resolved_generator()
