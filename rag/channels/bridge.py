@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from rag.channels.base import Event, Inbound, Reaction, Reply, Sender
+from rag.channels.base import ChannelDeliveryError, Event, Inbound, Reaction, Reply, Sender
 from rag.channels.formatting import reply_text
 from rag.channels.outbound import mask
 from rag.chat.service import ChatService
@@ -30,6 +30,7 @@ from rag.core.errors import MessageNotFound, QueueFull, RagError
 from rag.text.language import detect_language
 
 log = logging.getLogger("rag.channels")
+REPLY_NOT_DELIVERED = "reply_not_delivered"  # the reason of a handoff opened because the platform refused the answer
 
 
 class ChannelBridge:
@@ -174,7 +175,12 @@ class ChannelBridge:
                 event.address, Reply(str(chat.settings.localized("fallback_message", detect_language(question))))
             )
             return
-        posted = sender.send(event.address, Reply(reply_text(answer), answer, feedback=answer.answered))
+        try:
+            posted = sender.send(event.address, Reply(reply_text(answer), answer, feedback=answer.answered))
+        except ChannelDeliveryError:
+            # the customer asked and heard nothing: a person is asked to take it up (the console's queue)
+            self.store.open_handoff(event.kb_id, conversation_id, REPLY_NOT_DELIVERED)
+            raise
         if posted:
             self.store.link_channel_message(event.kb_id, event.channel, posted, answer.message_id, conversation_id)
 

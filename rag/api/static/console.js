@@ -97,6 +97,7 @@
       reason_customer_request: "the customer asked for a person", reason_no_passages: "nothing found in the knowledge base",
       reason_low_retrieval_score: "no passage close enough", reason_model_declined: "the model declined",
       reason_frustrated: "the customer sounds frustrated",
+      reason_reply_not_delivered: "the platform refused the bot's answer: the customer has not heard back",
       openHandoff: "Open handoff: {q}", hoNewWaiting: "A customer is waiting for a person: {q}",
       hoNewWaitingN: "{n} customers are waiting for a person.",
       hoPanelTitle: "Conversation {id}", hoStateLine: "{state} · reason: {reason} · waiting since {when}",
@@ -194,6 +195,7 @@
       reason_customer_request: "客户要求人工", reason_no_passages: "知识库中没有找到内容",
       reason_low_retrieval_score: "没有足够相关的段落", reason_model_declined: "模型拒绝回答",
       reason_frustrated: "客户情绪不满",
+      reason_reply_not_delivered: "平台拒收了机器人的回答：客户尚未收到回复",
       openHandoff: "查看人工接待：{q}", hoNewWaiting: "有客户在等待人工：{q}",
       hoNewWaitingN: "有 {n} 位客户在等待人工。",
       hoPanelTitle: "对话 {id}", hoStateLine: "{state} · 原因：{reason} · 等待自 {when}",
@@ -1273,7 +1275,7 @@
   var HANDOFF_POLL_MS = 5000;
   var SUMMARY_MAX_AGE_MS = 30000;  // a waiting conversation's first and latest question, fetched again after this
   var SUMMARY_LIMIT = 50;
-  var REASONS = ["customer_request", "no_passages", "low_retrieval_score", "model_declined", "frustrated"];
+  var REASONS = ["customer_request", "no_passages", "low_retrieval_score", "model_declined", "frustrated", "reply_not_delivered"];
   var hoTimer = null, hoGen = 0, hoSeq = 0, hoDrawn = "", hoOpener = null;
 
   try { $("ho-agent").value = localStorage.getItem(AGENT_KEY) || ""; } catch (e) { /* storage disabled: typed each time */ }

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from rag.channels.base import Inbound, Reaction, Reply
-from rag.channels.bridge import ChannelBridge
+from rag.channels.base import ChannelDeliveryError, Inbound, Reaction, Reply
+from rag.channels.bridge import REPLY_NOT_DELIVERED, ChannelBridge
 from rag.core.errors import GeneratorUnavailable, QueueFull
 from rag.core.settings import Settings
 from rag.wiring import Services, build_services
@@ -156,6 +156,26 @@ def test_a_full_queue_refuses_and_forgets_the_event_so_the_retry_is_answered(ser
         gate.set()
         bridge.close()
     assert len(sender.sent) == 3
+
+
+class RefusingSender(RecordingSender):
+    def send(self, address: Mapping[str, Any], reply: Reply) -> str | None:
+        raise ChannelDeliveryError("demo: sending was refused: HTTP 403 not_in_channel")
+
+
+def test_an_answer_the_platform_refuses_puts_the_conversation_in_the_agents_queue(services, caplog):
+    bridge = ChannelBridge(lambda kb: services.chat_for(), services.conversations)
+    try:
+        bridge.accept(message("How fast is express shipping?", "e1"), RefusingSender())
+        assert bridge.wait()
+    finally:
+        bridge.close()
+    thread = services.conversations.channel_thread("kb", "demo", "room-1")
+    assert thread is not None
+    (turn,) = services.conversations.conversation(thread.conversation_id)
+    handoff = services.conversations.handoff(turn.kb_id, thread.conversation_id)
+    assert handoff is not None and (handoff.state, handoff.reason) == ("open", REPLY_NOT_DELIVERED)
+    assert bridge.failed == 1 and "not_in_channel" in caplog.text
 
 
 def test_when_the_model_is_down_the_customer_is_told_rather_than_left_waiting(services):
