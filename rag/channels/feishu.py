@@ -243,16 +243,15 @@ class FeishuChannel:
             raise ChannelDeliveryError("feishu: the conversation's address has no message_id to reply to")
         body = {"msg_type": "text", "content": json.dumps({"text": reply.text}), "uuid": uuid.uuid4().hex}
         url = f"{self.api_url}/open-apis/im/v1/messages/{message_id}/reply"
-        for fresh in (False, True):
-            headers = {"Authorization": f"Bearer {self._access.get(refresh=fresh)}"}
+
+        def reply_with(token: str) -> tuple[httpx.Response, dict[str, Any]]:
+            headers = {"Authorization": f"Bearer {token}"}
             response = self.client.call("POST", url, json=body, headers=headers, what="reply")
-            data = _result(response, "reply")
-            if data.get("code") in TOKEN_INVALID and not fresh:
-                log.info("feishu: tenant_access_token refused (code %s); fetching a new one", data.get("code"))
-                continue
-            _check(data, response, "reply")
-            return str(_dict(data.get("data")).get("message_id") or "") or None
-        return None  # not reached: the second round returns or raises
+            return response, _result(response, "reply")
+
+        response, data = self._access.use(reply_with, lambda answer: answer[1].get("code") in TOKEN_INVALID)
+        _check(data, response, "reply")
+        return str(_dict(data.get("data")).get("message_id") or "") or None
 
     def _fetch_token(self) -> tuple[str, float]:
         url = f"{self.api_url}/open-apis/auth/v3/tenant_access_token/internal"

@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -22,6 +22,7 @@ from rag.channels.base import ChannelDeliveryError
 
 log = logging.getLogger("rag.channels")
 MASK = "***"
+T = TypeVar("T")
 
 
 class _SecretFilter(logging.Filter):
@@ -197,6 +198,15 @@ class AccessToken:
             hide_secrets([token], owner=self)  # replaces the expired one
             self._token, self._until = token, self.clock() + max(0.0, lifetime - min(self.margin, lifetime / 2))
             return token
+
+    def use(self, request: Callable[[str], T], refused: Callable[[T], bool]) -> T:
+        """`request(token)`; when `refused` says the platform did not take the token (revoked, or expired early),
+        once more with a new one."""
+        answer = request(self.get())
+        if refused(answer):
+            log.info("an access token was refused; fetching a new one")
+            answer = request(self.get(refresh=True))
+        return answer
 
     def close(self) -> None:
         forget_secrets(self)

@@ -252,18 +252,20 @@ class WeComChannel:
 
     def _send_text(self, touser: str, text: str) -> str | None:
         body = {"touser": touser, "msgtype": "text", "agentid": self.agent_id, "text": {"content": text}}
-        for fresh in (False, True):
-            params = {"access_token": self._access.get(refresh=fresh)}
+
+        def send_with(token: str) -> dict[str, Any]:
             response = self.client.call(
-                "POST", f"{self.api_url}/cgi-bin/message/send", json=body, params=params, what="message/send"
+                "POST",
+                f"{self.api_url}/cgi-bin/message/send",
+                json=body,
+                params={"access_token": token},
+                what="message/send",
             )
-            data = json_body(response, self.name, "message/send")
-            if data.get("errcode") in TOKEN_INVALID and not fresh:
-                log.info("wecom: access_token refused (errcode %s); fetching a new one", data.get("errcode"))
-                continue
-            _check(data, "message/send")
-            return str(data.get("msgid") or "") or None
-        return None  # not reached: the second round returns or raises
+            return json_body(response, self.name, "message/send")
+
+        data = self._access.use(send_with, lambda answer: answer.get("errcode") in TOKEN_INVALID)
+        _check(data, "message/send")
+        return str(data.get("msgid") or "") or None
 
     def _fetch_token(self) -> tuple[str, float]:
         response = self.client.call(
