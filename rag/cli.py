@@ -14,11 +14,12 @@ rag info [--kb DIR]                    what a knowledge base holds
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 from rag.core.errors import RagError
 from rag.core.settings import Settings
 from rag.core.types import Filters
+from rag.store.knowledge_base import Where
 
 EXIT_ERROR = 2
 EXIT_PARTIAL = 1  # `rag ingest`: some files failed (each reported), the rest were ingested
@@ -69,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-tokens", type=int, help="maximum tokens per chunk (default 300)")
     p.add_argument("--chunk-overlap", type=int, help="overlap tokens between chunks (default 30)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
+        "--ray",
+        metavar="auto|local|ADDRESS",
+        help="load, chunk and embed on a Ray cluster (needs the `ray` extra): auto = the cluster RAY_ADDRESS or "
+        "`ray start` set up, else one started on this machine for this ingest and stopped after; local = always "
+        "start one here; or a cluster's address (every node must see PATHS at the same path)",
+    )
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("ask", help="answer a question from the knowledge base")
@@ -177,26 +186,33 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**{**base.model_dump(), **overrides}) if overrides else base
 
 
-def _chosen_kb(args: argparse.Namespace, settings: Settings) -> tuple[str | None, Path, Settings]:
-    """(id, folder, settings) of the knowledge base a command works on: `--kb DIR`, or `--kb-id` in `--kb-root`
-    (with that knowledge base's own settings)."""
+@contextlib.contextmanager
+def _chosen_kb(args: argparse.Namespace, settings: Settings) -> Iterator[tuple[str, Where, Settings]]:
+    """(id, where its contents are, settings) of the knowledge base a command works on: `--kb DIR`, or `--kb-id`
+    in `--kb-root` (with that knowledge base's own settings); open while the block runs."""
+    from rag.wiring import create_catalog, create_kb_store
+
     if settings.kb_root is None:
         if getattr(args, "kb_id", None):
             raise ValueError("--kb-id needs --kb-root (or RAG_KB_ROOT): the folder holding the knowledge bases")
-        return None, settings.kb_dir, settings
-    from rag.store.catalog import FolderCatalog
-
-    catalog = FolderCatalog(settings.kb_root)
+        kb_id, kb_store = settings.kb_dir.resolve().name, create_kb_store(settings)
+        try:
+            yield kb_id, (settings.kb_dir if kb_store is None else kb_store.backend(kb_id)), settings
+        finally:
+            if kb_store is not None:
+                kb_store.close()
+        return
+    catalog = create_catalog(settings)
     try:
-        kb_id = args.kb_id or settings.default_kb
-        if kb_id is None:
+        chosen: str | None = args.kb_id or settings.default_kb
+        if chosen is None:
             kbs = catalog.list_kbs()
             if len(kbs) != 1:
                 names = ", ".join(k.id for k in kbs) or "none yet - create one with `rag kb create ID`"
                 raise ValueError(f"name the knowledge base with --kb-id (in {settings.kb_root}: {names})")
-            kb_id = kbs[0].id
-        info = catalog.get_kb(kb_id)
-        return kb_id, catalog.kb_path(kb_id), settings.with_overrides(info.settings)
+            chosen = kbs[0].id
+        info = catalog.get_kb(chosen)
+        yield chosen, catalog.kb_location(chosen), settings.with_overrides(info.settings)
     finally:
         catalog.close()
 
@@ -205,12 +221,15 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.pipeline import ingest
     from rag.wiring import create_embedder
 
-    _, kb_dir, settings = _chosen_kb(args, settings)
-    report = ingest(args.paths, kb_dir, create_embedder(settings), settings, progress=not args.no_progress)
+    with _chosen_kb(args, settings) as (_, where, settings):
+        report = ingest(
+            args.paths, where, create_embedder(settings), settings, progress=not args.no_progress, ray_address=args.ray
+        )
+        shown = where.location if not isinstance(where, (str, Path)) else where
     for failure in report.failed:
         print(f"failed: {failure.path}: {failure.reason}", file=sys.stderr)
     print(report.summary())
-    print(f"knowledge base: {kb_dir} ({report.chunks_total} chunks)")
+    print(f"knowledge base: {shown} ({report.chunks_total} chunks)")
     # the good files are in; the exit code still tells scripts that some were not
     return EXIT_PARTIAL if report.failed else 0
 
@@ -238,7 +257,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         )
 
     filters = _parse_filters(args)
-    kb_id, _, _ = _chosen_kb(args, settings)
+    with _chosen_kb(args, settings) as (kb_id, _, _):
+        pass
     services = build_services(settings)
     try:
         answer = services.chat_for(kb_id).answer(
@@ -278,8 +298,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from rag.core.errors import KnowledgeBaseNotFound
     from rag.store.knowledge_base import KnowledgeBase
 
-    if settings.kb_root is None and not KnowledgeBase.exists(settings.kb_dir):
-        raise KnowledgeBaseNotFound(settings.kb_dir)
+    if settings.kb_root is None:
+        with _chosen_kb(args, settings) as (_, where, _):
+            if not KnowledgeBase.exists(where):
+                raise KnowledgeBaseNotFound(settings.kb_dir)
     print(
         f"serving {settings.kb_root or settings.kb_dir} on http://{settings.host}:{settings.port} "
         f"(generator: {settings.resolved_generator()})",
@@ -464,13 +486,13 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_kb(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.store.catalog import FolderCatalog
+    from rag.wiring import create_catalog
 
     if settings.kb_root is None:
         raise ValueError(
             "`rag kb` manages the knowledge bases of a root folder - give --kb-root DIR or set RAG_KB_ROOT"
         )
-    catalog = FolderCatalog(settings.kb_root)
+    catalog = create_catalog(settings)
     try:
         if args.kb_command == "create":
             overrides = dict(_setting(item) for item in args.set)
@@ -480,7 +502,7 @@ def cmd_kb(args: argparse.Namespace, settings: Settings) -> int:
             print(f"add documents: rag ingest FOLDER --kb-root {settings.kb_root} --kb-id {info.id}")
         elif args.kb_command == "list":
             for info in catalog.list_kbs():
-                print(f"{info.id}\t{info.name}\t{info.language}\t{_kb_counts(catalog.kb_path(info.id))}")
+                print(f"{info.id}\t{info.name}\t{info.language}\t{_kb_counts(catalog.kb_location(info.id))}")
         elif args.kb_command == "delete":
             catalog.get_kb(args.id)
             if not args.yes and _ask(f"Delete knowledge base {args.id!r} and all its data for good? [y/N] ") != "y":
@@ -524,21 +546,19 @@ def _setting(item: str) -> tuple[str, Any]:
         return name.strip(), value
 
 
-def _kb_counts(path: Path) -> str:
+def _kb_counts(where: Where) -> str:
     from rag.store.knowledge_base import KnowledgeBase
 
-    if not KnowledgeBase.exists(path):
+    if not KnowledgeBase.exists(where):
         return "empty"
-    with KnowledgeBase.open(path) as kb:
-        counts = kb.store.counts()
+    counts = KnowledgeBase.counts_at(where)
     return f"{counts['files']} files, {counts['chunks']} chunks"
 
 
 def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
     from rag.store.knowledge_base import KnowledgeBase
 
-    _, kb_dir, _ = _chosen_kb(args, settings)
-    with KnowledgeBase.open(kb_dir) as kb:
+    with _chosen_kb(args, settings) as (_, where, _), KnowledgeBase.open(where) as kb:
         print(json.dumps(kb.stats(), indent=2))
     return 0
 

@@ -30,9 +30,11 @@ from rag.jobs.retention import RetentionSweeper
 from rag.jobs.runner import JobRunner
 from rag.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, Retriever
 from rag.store.catalog import Catalog, FolderCatalog, KnowledgeBaseInfo
-from rag.store.curated import CuratedAnswer, SQLiteCuratedAnswers
+from rag.store.curated import CuratedAnswer, SQLCuratedAnswers
 from rag.store.embedders import Embedder, SentenceTransformerEmbedder
 from rag.store.knowledge_base import KnowledgeBase
+from rag.store.postgres import PostgresStore
+from rag.store.postgres_catalog import PostgresCatalog
 from rag.text.lexical import bm25_tokens
 from rag.text.tokenizer import get_encoding
 
@@ -63,7 +65,7 @@ class Services:
         """The chat service of `kb_id`, or of the default knowledge base."""
         if self.kbs is not None:
             return self.kbs.chat(kb_id or self.kbs.default_id())
-        if self.chat is None or (kb_id is not None and self.kb is not None and kb_id != self.kb.path.resolve().name):
+        if self.chat is None or (kb_id is not None and self.kb is not None and kb_id != self.kb.name):
             raise NotFound(f"No knowledge base {kb_id!r} is served here")
         return self.chat
 
@@ -79,15 +81,6 @@ def create_embedder(settings: Settings) -> SentenceTransformerEmbedder:
         device=settings.embedding_device,
         batch_size=settings.embedding_batch_size,
         offline=settings.hf_offline,
-    )
-
-
-def open_knowledge_base(settings: Settings, *, check_model: bool = True) -> KnowledgeBase:
-    return KnowledgeBase.open(
-        settings.kb_dir,
-        embedding_model=settings.embedding_model if check_model else None,
-        ef_search=settings.hnsw_ef_search,
-        nprobe=settings.ivf_nprobe,
     )
 
 
@@ -178,6 +171,7 @@ def create_chat_service(
 class _Served:
     kb: KnowledgeBase
     retriever: Retriever
+    info: KnowledgeBaseInfo  # as it was when opened, or when `chat` was last built
     chat: ChatService | None = None  # built on first use and again after the knowledge base's settings change
 
 
@@ -200,7 +194,7 @@ class KnowledgeBases:
         self.store = store
         self.notifier = notifier
         self._served: dict[str, _Served] = {}
-        self._curated: dict[str, SQLiteCuratedAnswers] = {}
+        self._curated: dict[str, SQLCuratedAnswers] = {}
         self._lock = threading.RLock()
         self.on_change: list[Callable[[str], None]] = []  # called with the id after an update or a deletion
 
@@ -227,20 +221,27 @@ class KnowledgeBases:
         return kbs[0].id
 
     def settings_for(self, kb_id: str) -> Settings:
+        return self._settings_of(self.catalog.get_kb(kb_id))
+
+    def _settings_of(self, info: KnowledgeBaseInfo) -> Settings:
         try:
-            return self.settings.with_overrides(self.catalog.get_kb(kb_id).settings)
+            return self.settings.with_overrides(info.settings)
         except ValueError as exc:  # written by hand into kb.json: the API checks what it stores
-            raise ConfigurationError(f"knowledge base {kb_id!r}: {exc} - fix `settings` in its kb.json") from exc
+            raise ConfigurationError(f"knowledge base {info.id!r}: {exc} - fix `settings` in its kb.json") from exc
 
     def kb(self, kb_id: str) -> KnowledgeBase:
-        return self._serve(kb_id).kb
+        return self._serve(kb_id, self.catalog.get_kb(kb_id)).kb
 
     def chat(self, kb_id: str) -> ChatService:
+        """The knowledge base's chat service, built again when its settings changed (here, or through another server
+        sharing the catalog)."""
+        info = self.catalog.get_kb(kb_id)
         with self._lock:
-            served = self._serve(kb_id)
-            if served.chat is None:
-                settings = self.settings_for(kb_id)
-                language = self.catalog.get_kb(kb_id).language
+            served = self._serve(kb_id, info)
+            if served.chat is None or (served.info.settings, served.info.language) != (info.settings, info.language):
+                served.info = info
+                settings = self._settings_of(info)
+                language = info.language
                 matcher = CuratedMatcher(
                     self.curated(kb_id),
                     self.embedder,
@@ -283,12 +284,12 @@ class KnowledgeBases:
         )
         return chat.answer(question)
 
-    def curated(self, kb_id: str) -> SQLiteCuratedAnswers:
+    def curated(self, kb_id: str) -> SQLCuratedAnswers:
         """The knowledge base's curated answers (created empty on first use)."""
         with self._lock:
             answers = self._curated.get(kb_id)
             if answers is None:
-                answers = self._curated[kb_id] = SQLiteCuratedAnswers(self.catalog.curated_path(kb_id))
+                answers = self._curated[kb_id] = self.catalog.curated(kb_id)
             return answers
 
     def create(
@@ -347,7 +348,7 @@ class KnowledgeBases:
             served = self._served.get(kb_id)
         if served is not None:
             return served.kb.store.counts()
-        return KnowledgeBase.counts_at(self.catalog.kb_path(kb_id))
+        return KnowledgeBase.counts_at(self.catalog.kb_location(kb_id))
 
     def close(self) -> None:
         with self._lock:
@@ -358,31 +359,61 @@ class KnowledgeBases:
             self._served.clear()
             self._curated.clear()
 
-    def _serve(self, kb_id: str) -> _Served:
+    def _serve(self, kb_id: str, info: KnowledgeBaseInfo) -> _Served:
         with self._lock:
             served = self._served.get(kb_id)
+            if served is not None and not self.catalog.single and served.info.created_at != info.created_at:
+                # deleted and created again, through another server sharing the catalog: open the new one
+                self._served.pop(kb_id).kb.close()
+                curated = self._curated.pop(kb_id, None)
+                if curated is not None:
+                    curated.close()
+                served = None
             if served is None:
-                path = self.catalog.kb_path(kb_id)  # NotFound for an unknown id
-                settings = self.settings_for(kb_id)
-                if not KnowledgeBase.exists(path):  # created, nothing ingested yet: served empty
+                where = self.catalog.kb_location(kb_id)  # NotFound for an unknown id
+                settings = self._settings_of(info)
+                if not KnowledgeBase.exists(where):  # created, nothing ingested yet: served empty
                     KnowledgeBase.create(
-                        path,
+                        where,
                         embedding_model=self.embedder.name,
                         dimension=self.embedder.dimension,
                         index_type=settings.index_type,
                     ).close()
                 kb = KnowledgeBase.open(
-                    path,
+                    where,
                     embedding_model=self.embedder.name,
                     ef_search=settings.hnsw_ef_search,
                     nprobe=settings.ivf_nprobe,
                 )
-                served = _Served(kb, create_retriever(settings.retriever, kb, self.embedder, settings))
+                served = _Served(kb, create_retriever(settings.retriever, kb, self.embedder, settings), info)
                 self._served[kb_id] = served
             return served
 
 
-def create_catalog(settings: Settings) -> FolderCatalog:
+def create_kb_store(settings: Settings) -> PostgresStore | None:
+    """The PostgreSQL database holding the knowledge bases (RAG_STORE_URL), or None: each in its folder."""
+    if settings.store_url is None:
+        return None
+    return PostgresStore(
+        settings.store_url,
+        pool_size=settings.store_pool_size,
+        max_overflow=settings.store_max_overflow,
+        pool_timeout=settings.store_timeout,
+    )
+
+
+def create_catalog(settings: Settings) -> Catalog:
+    """Which knowledge bases exist and where: folders, or (RAG_STORE_URL) PostgreSQL, which then also holds every
+    server's keys, jobs, uploads and curated answers (the catalog owns, and closes, the store)."""
+    kb_store = create_kb_store(settings)
+    if kb_store is not None:
+        cache = settings.kb_root if settings.kb_root is not None else settings.kb_dir.parent
+        single = None if settings.kb_root is not None else settings.kb_dir.resolve().name
+        try:
+            return PostgresCatalog(kb_store, cache, single_kb=single)
+        except BaseException:
+            kb_store.close()
+            raise
     if settings.kb_root is not None:
         return FolderCatalog(settings.kb_root)
     return FolderCatalog.single_kb(settings.kb_dir)
@@ -401,10 +432,10 @@ def build_services(
     runner and the retention sweeper too. An `embedder` given is used (and left open) instead of a new one."""
     owned: list[Callable[[], None]] = []
     try:
-        if settings.kb_root is None and not KnowledgeBase.exists(settings.kb_dir):
-            raise KnowledgeBaseNotFound(settings.kb_dir)
         catalog = create_catalog(settings)
         owned.append(catalog.close)
+        if settings.kb_root is None and not catalog.list_kbs():
+            raise KnowledgeBaseNotFound(settings.kb_dir)
         embedder = embedder or create_embedder(settings)
         bm25_tokens("预热 warm-up")  # loads jieba's dictionary now rather than during the first Chinese question
         store = notifier = None

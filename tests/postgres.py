@@ -15,6 +15,7 @@ import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,54 @@ SERVER_USER = "embedded_postgres"  # as root only
 _START_ATTEMPTS = 3  # another process may take the free port before the server binds it
 
 
+@dataclass
+class PostgresServer:
+    """A running throwaway server: its URL, and `stop()` / `start()` to take it away and bring it back on the same
+    port and data (an outage)."""
+
+    url: str
+    port: int
+    pgdata: Path
+    tmp: Path
+    log: Path
+    bin_dir: Path
+    run_as: dict[str, Any]
+
+    def stop(self, mode: str = "immediate") -> None:
+        _run([self.bin_dir / "pg_ctl", "-D", self.pgdata, "-m", mode, "-w", "-t", "30", "stop"], self.tmp, self.run_as)
+
+    def start(self) -> None:
+        _run(
+            [
+                self.bin_dir / "pg_ctl",
+                "-D",
+                self.pgdata,
+                "-l",
+                self.log,
+                "-o",
+                f"-p {self.port}",
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+            self.tmp,
+            self.run_as,
+            timeout=90,
+        )
+
+
 @contextlib.contextmanager
 def postgres_url() -> Iterator[str]:
     """Start a throwaway server; yields the SQLAlchemy URL of its `postgres` database (superuser, no password).
     Skips the test when it cannot start, fails it under CI=true."""
+    with postgres_server() as server:
+        yield server.url
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    """Start a throwaway server (see `postgres_url`); yields it, to be stopped and started again."""
     tmp = Path(tempfile.mkdtemp(prefix="rag-postgres-"))
     pgdata, log = tmp / "data", tmp / "server.log"
     started, run_as = False, {}
@@ -58,13 +103,11 @@ def postgres_url() -> Iterator[str]:
                 )
             for attempt in range(_START_ATTEMPTS):
                 port = free_port()
+                server = PostgresServer(
+                    f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", port, pgdata, tmp, log, bin_dir, run_as
+                )
                 try:
-                    _run(
-                        [bin_dir / "pg_ctl", "-D", pgdata, "-l", log, "-o", f"-p {port}", "-w", "-t", "60", "start"],
-                        tmp,
-                        run_as,
-                        timeout=90,
-                    )
+                    server.start()
                     started = True
                     break
                 except RuntimeError:
@@ -72,7 +115,7 @@ def postgres_url() -> Iterator[str]:
                         raise
         except Exception as exc:  # any reason at all: report it as the skip (or CI failure) reason
             _missing(f"could not start PostgreSQL from embedded-postgres: {exc}\n{_tail(log)}".strip())
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        yield server
     finally:
         if started:
             _stop(bin_dir, pgdata, tmp, run_as)

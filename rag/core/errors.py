@@ -4,13 +4,14 @@
     ├── ConfigurationError          a setting is missing or invalid
     ├── LoaderError                 (ingest.errors) one file could not be turned into documents
     ├── EmbeddingError              the embedding model could not be loaded or run
-    ├── KnowledgeBaseError          the on-disk knowledge base
-    │   ├── KnowledgeBaseNotFound   no knowledge base at that path yet
+    ├── KnowledgeBaseError          the knowledge base (a folder, or its tables in PostgreSQL)
+    │   ├── KnowledgeBaseNotFound   no knowledge base there yet
     │   ├── EmbeddingModelMismatch  the knowledge base was built with another model
     │   ├── KnowledgeBaseLocked     another ingest is writing to it
     │   └── KnowledgeBaseCorrupt    files are missing or disagree
     ├── DatasetError                an evaluation folder is not in the BEIR layout
-    ├── DatabaseUnavailable         the conversation database cannot be reached right now (HTTP 503)
+    ├── DatabaseUnavailable         the conversation or knowledge-base database cannot be reached now (HTTP 503)
+    ├── ClusterError                (ingest.distributed) the Ray cluster could not be reached or failed an ingest
     ├── MessageNotFound             feedback names a message the conversation store does not hold
     ├── NotFound                    no knowledge base, document, job, curated answer or key by that id (HTTP 404)
     ├── Conflict                    the request clashes with what exists (an id taken; HTTP 409)
@@ -26,7 +27,8 @@
 
 Only the edges (CLI, HTTP) translate these into exit codes or status codes; each foreign library's
 exceptions are translated into these in one place (`rag.generation.openai_errors` for the openai client,
-`rag.conversations.sql_store` for SQLAlchemy, `rag.store.embedders` for sentence-transformers,
+`rag.conversations.sql_store` for SQLAlchemy, `rag.store.postgres` for the PostgreSQL knowledge-base store,
+`ingest.distributed` for Ray, `rag.store.embedders` for sentence-transformers,
 `rag.channels.outbound` for httpx calls to messaging platforms, `rag.channels.crypto` for cryptography).
 """
 
@@ -96,7 +98,7 @@ class ContextOverflow(GeneratorUnavailable):
 
 
 class DatabaseUnavailable(RagError):
-    """The conversation database was configured and worked, but cannot be reached now (server down, network)."""
+    """A database was configured and worked, but cannot be reached now (server down, network)."""
 
 
 class MessageNotFound(RagError):

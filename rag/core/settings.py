@@ -26,6 +26,19 @@ class Settings(BaseSettings):
         description="A folder holding several knowledge bases, one sub-folder each, managed over /api/kbs; "
         "when set, RAG_KB_DIR is not used.",
     )
+    store_url: str | None = Field(
+        None,
+        description="PostgreSQL (with pgvector) holding the knowledge bases' documents, chunks and vectors, so "
+        "that several servers share them: postgresql+psycopg://user:password@host:5432/dbname. A knowledge base "
+        "is then named by its id (RAG_KB_DIR's folder name, or its id under RAG_KB_ROOT); default: in folders.",
+    )
+    store_pool_size: int = Field(
+        5, gt=0, description="Connections each server keeps open to RAG_STORE_URL (one per concurrent search)."
+    )
+    store_max_overflow: int = Field(10, ge=0, description="Extra connections opened under load, closed after.")
+    store_timeout: float = Field(
+        10.0, gt=0, description="Seconds to wait for a connection to RAG_STORE_URL before answering 503."
+    )
     default_kb: str | None = Field(
         None,
         description="The knowledge base that /chat, /feedback and the chat page answer from when RAG_KB_ROOT "
@@ -280,6 +293,25 @@ class Settings(BaseSettings):
         gt=0,
         description="Open connections at most (lowered to fit the open-files limit); when full, the "
         "connection idle longest is closed to admit a new one.",
+    )
+
+    # --- ingest on a Ray cluster (`rag ingest --ray`, the `ray` extra; ingest.distributed) -----------------
+    ray_embed_actors: int | None = Field(
+        None,
+        gt=0,
+        description="Copies of the embedding model `rag ingest --ray` runs, one Ray actor of one CPU each; "
+        "none: one per CPU of the cluster.",
+    )
+    ray_embed_batch_size: int = Field(
+        64,
+        gt=0,
+        description="Chunk texts an embedding actor is given at a time (small enough that every actor gets many).",
+    )
+    ray_object_store_mb: int = Field(
+        500,
+        ge=100,
+        description="Object store memory (MiB) of a Ray instance `rag ingest --ray auto|local` starts on this "
+        "machine; a running cluster keeps its own.",
     )
 
     def localized(self, name: str, language: str) -> Any:

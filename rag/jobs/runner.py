@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,6 +50,10 @@ def supported_types() -> tuple[str, ...]:
 
 
 _SAVE_EVERY = 0.5  # seconds between progress writes
+# With a catalog shared by several servers: how often each tells the others it still holds its jobs, and how long
+# a job nobody refreshed is left before it is marked failed (its server died).
+KEEP_ALIVE_SECONDS = 10.0
+STALE_AFTER = timedelta(seconds=60)
 INTERRUPTED = "interrupted: the server stopped while this job was {state} - upload the files again or re-ingest them"
 
 
@@ -81,6 +85,10 @@ class JobRunner:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest-job")
         self._closed = False
         self._stopping = threading.Event()
+        self._keeper: threading.Thread | None = None
+        if catalog.db.shared:
+            self._keeper = threading.Thread(target=self._keep_alive, name="ingest-keep-alive", daemon=True)
+            self._keeper.start()
 
     # ---- submitting ---------------------------------------------------------------------------------------
     def submit(self, kb_id: str, kind: JobKind, files: list[str]) -> Job:
@@ -114,8 +122,9 @@ class JobRunner:
             return self._waiting
 
     def recover(self) -> list[Job]:
-        """Mark the jobs a stopped server left queued or running as failed (and their files), once at start."""
-        jobs = self.catalog.db.unfinished_jobs()
+        """Mark the jobs a stopped server left queued or running as failed (and their files): at start, and (with
+        a shared catalog) whenever another server's jobs have gone unrefreshed for STALE_AFTER."""
+        jobs = self.catalog.db.abandoned_jobs(STALE_AFTER)
         for job in jobs:
             reason = INTERRUPTED.format(state=job.state)
             job.state, job.error, job.finished_at = "failed", reason, datetime.now(UTC)
@@ -133,9 +142,19 @@ class JobRunner:
             for queue in self._queues.values():
                 queue.clear()
         self._stopping.set()  # a running job stops at its next file or group of chunks (reported failed at start)
+        if self._keeper is not None:
+            self._keeper.join(timeout=5)
         self._pool.shutdown(wait=wait, cancel_futures=True)
         for sandbox in self._sandboxes.values():
             sandbox.close()
+
+    def _keep_alive(self) -> None:
+        while not self._stopping.wait(KEEP_ALIVE_SECONDS):
+            try:
+                self.catalog.db.touch_jobs()
+                self.recover()
+            except RagError:  # the database is down: tried again at the next round
+                log.warning("could not refresh the ingest jobs in the shared catalog", exc_info=True)
 
     def _loader(self, settings: Settings) -> Loader:
         from ingest.limits import FileLimits
@@ -211,7 +230,7 @@ class JobRunner:
         settings = self.settings_for(kb_id)
         report = ingest(
             paths,
-            self.catalog.kb_path(kb_id),
+            self.catalog.kb_location(kb_id),
             self.embedder,
             settings,
             on_progress=progress,
@@ -229,7 +248,7 @@ class JobRunner:
 
     def _delete(self, job: Job) -> None:
         """Remove the documents of `job.files` (sources) from the index, then uploaded files among them."""
-        with KnowledgeBase.open(self.catalog.kb_path(job.kb_id)) as kb, kb.write_lock():
+        with KnowledgeBase.open(self.catalog.kb_location(job.kb_id)) as kb, kb.write_lock():
             kb.remove_sources(job.files)
         uploads = {f.source: f.name for f in self.catalog.files(job.kb_id)}
         for source in job.files:

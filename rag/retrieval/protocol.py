@@ -61,4 +61,4 @@ def check_k(k: int) -> None:
 def check_model(kb: KnowledgeBase, embedder: Embedder) -> None:
     if kb.manifest.embedding_model != embedder.name:
         m = kb.manifest
-        raise EmbeddingModelMismatch(kb.path, m.embedding_model, m.dimension, embedder.name, embedder.dimension)
+        raise EmbeddingModelMismatch(kb.location, m.embedding_model, m.dimension, embedder.name, embedder.dimension)

@@ -13,7 +13,8 @@ A single-knowledge-base set-up (`--kb DIR`) is the same with one knowledge base,
 folder's name: its catalog lives inside it, and knowledge bases cannot be created or deleted there.
 
 Everything above the store layer goes through `Catalog`; only this module knows that a knowledge base is a
-folder, so another implementation (PostgreSQL) can stand in for it.
+folder. With RAG_STORE_URL, `PostgresCatalog` (rag.store.postgres_catalog) stands in for it, keeping all of the
+above in PostgreSQL so that several servers share it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from typing import Any, BinaryIO, Protocol
 
 from rag.core.errors import Conflict, KnowledgeBaseCorrupt, NotFound
 from rag.store.catalog_db import ApiKey, CatalogDatabase, FileState, Job, JobFailure, JobKind, JobState, StoredFile
-from rag.store.chunk_store import DB_NAME
+from rag.store.curated import SQLCuratedAnswers, SQLiteCuratedAnswers
+from rag.store.knowledge_base import KnowledgeBase, Where
 
 log = logging.getLogger("rag.store.catalog")
 CATALOG_DB = "catalog.sqlite"
@@ -75,7 +77,8 @@ class Catalog(Protocol):
     ) -> KnowledgeBaseInfo: ...
     def delete_kb(self, kb_id: str) -> None: ...
     def kb_path(self, kb_id: str) -> Path: ...
-    def curated_path(self, kb_id: str) -> Path: ...
+    def kb_location(self, kb_id: str) -> Where: ...
+    def curated(self, kb_id: str) -> SQLCuratedAnswers: ...
 
     def save_file(self, kb_id: str, name: str, content: BinaryIO) -> StoredFile: ...
     def files(self, kb_id: str) -> list[StoredFile]: ...
@@ -89,6 +92,19 @@ class Catalog(Protocol):
     def db(self) -> CatalogDatabase: ...
 
     def close(self) -> None: ...
+
+
+def changed_info(
+    info: KnowledgeBaseInfo, name: str | None, language: str | None, settings: Mapping[str, Any] | None
+) -> KnowledgeBaseInfo:
+    """`info` with the fields given changed (None: kept); a blank name becomes the id."""
+    return KnowledgeBaseInfo(
+        info.id,
+        info.name if name is None else name.strip() or info.id,
+        info.language if language is None else check_language(language),
+        info.created_at,
+        dict(info.settings if settings is None else settings),
+    )
 
 
 def check_kb_id(kb_id: str) -> str:
@@ -157,7 +173,8 @@ class FolderCatalog:
     # ---- knowledge bases ------------------------------------------------------------------------------
     def list_kbs(self) -> list[KnowledgeBaseInfo]:
         if self._single_dir is not None:
-            return [self.get_kb(self._single_id())] if (self._single_dir / DB_NAME).is_file() else []
+            kb_id = self._single_id()
+            return [self.get_kb(kb_id)] if KnowledgeBase.exists(self.kb_location(kb_id)) else []
         found = []
         for folder in sorted(self.root.iterdir()):
             if folder.is_dir() and (folder / SETTINGS_FILE).is_file() and _KB_ID.fullmatch(folder.name):
@@ -173,7 +190,7 @@ class FolderCatalog:
             info_file = folder / SETTINGS_FILE
             if info_file.is_file():
                 return self._read_info(folder)
-            created = datetime.fromtimestamp((folder / DB_NAME).stat().st_mtime, UTC)
+            created = datetime.fromtimestamp(folder.stat().st_mtime, UTC)
             return KnowledgeBaseInfo(kb_id, kb_id, "auto", created)
         if not (folder / SETTINGS_FILE).is_file():
             raise NotFound(
@@ -190,7 +207,7 @@ class FolderCatalog:
                 "This server serves one knowledge base (--kb DIR) - set RAG_KB_ROOT to a folder to manage several"
             )
         check_kb_id(kb_id)
-        _check_language(language)
+        check_language(language)
         folder = self.root / kb_id
         info = KnowledgeBaseInfo(kb_id, name.strip() or kb_id, language, datetime.now(UTC), dict(settings or {}))
         taken = Conflict(f"A knowledge base with id {kb_id!r} already exists - choose another id")
@@ -216,13 +233,7 @@ class FolderCatalog:
         settings: Mapping[str, Any] | None = None,
     ) -> KnowledgeBaseInfo:
         with self._lock:
-            info = self.get_kb(kb_id)
-            if name is not None:
-                info.name = name.strip() or kb_id
-            if language is not None:
-                info.language = _check_language(language)
-            if settings is not None:
-                info.settings = dict(settings)
+            info = changed_info(self.get_kb(kb_id), name, language, settings)
             self._write_info(self._folder(kb_id), info)
         return info
 
@@ -242,8 +253,13 @@ class FolderCatalog:
         self.get_kb(kb_id)
         return self._folder(kb_id)
 
-    def curated_path(self, kb_id: str) -> Path:
-        return self.kb_path(kb_id) / CURATED_DB
+    def kb_location(self, kb_id: str) -> Where:
+        """Where the knowledge base's documents, chunks and vectors are: its folder."""
+        return self.kb_path(kb_id)
+
+    def curated(self, kb_id: str) -> SQLCuratedAnswers:
+        """The knowledge base's curated answers (created empty on first use), opened anew: the caller closes them."""
+        return SQLiteCuratedAnswers(self.kb_path(kb_id) / CURATED_DB)
 
     # ---- uploaded files ----------------------------------------------------------------------------------
     def save_file(self, kb_id: str, name: str, content: BinaryIO) -> StoredFile:
@@ -339,7 +355,7 @@ class FolderCatalog:
         os.replace(tmp, folder / SETTINGS_FILE)
 
 
-def _check_language(language: str) -> str:
+def check_language(language: str) -> str:
     if language not in LANGUAGES:
         raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, not {language!r}")
     return language

@@ -1,11 +1,14 @@
-"""What the catalog keeps in `catalog.sqlite`: uploaded files, ingest jobs and API keys of every knowledge base.
+"""What the catalog keeps in `catalog.sqlite` (or, with RAG_STORE_URL, in PostgreSQL, shared by every server):
+uploaded files, ingest jobs and API keys of every knowledge base.
 
     files   one row per uploaded file: its state (queued, ingesting, ingested, failed) and failure reason
-    jobs    one row per ingest job: state, progress, each file's failure
+    jobs    one row per ingest job: state, progress, each file's failure, and which server runs it (`runner`,
+            `seen_at`: a server refreshes the jobs it holds, so others can tell a dead server's from a live one's)
     keys    one row per API key: its knowledge base, scopes and the SHA-256 of its secret (never the secret)
     sessions  one row per console sign-in: the SHA-256 of its cookie, its key (or the admin key's hash), CSRF token
 
-One connection shared by a server's threads under a lock; WAL, so the CLI and the server may both use it.
+The same SQL runs on both (rag.store.sql): SQLite through one connection shared by a server's threads under a lock
+(WAL, so the CLI and the server may both use it), PostgreSQL through the store's connection pool.
 """
 
 from __future__ import annotations
@@ -15,14 +18,14 @@ import hmac
 import json
 import re
 import secrets
-import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, cast
+
+from rag.store.sql import Connection, SQLiteConnection, run_script
 
 SCOPES = ("chat", "ingest", "conversations", "manage")
 JobState = Literal["queued", "running", "succeeded", "failed"]
@@ -55,7 +58,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     chunks_embedded INTEGER NOT NULL DEFAULT 0,
     chunks_total INTEGER NOT NULL DEFAULT 0,
     failures TEXT NOT NULL DEFAULT '[]',
-    error TEXT
+    error TEXT,
+    runner TEXT,
+    seen_at TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_kb ON jobs(kb_id, created_at);
 CREATE TABLE IF NOT EXISTS keys (
@@ -149,30 +154,27 @@ class Session:
 
 
 class CatalogDatabase:
-    def __init__(self, path: Path):
-        self.path = path
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._lock = threading.RLock()
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(_SCHEMA)
+    """`CatalogDatabase(path)` for a SQLite file, or `CatalogDatabase(connection, shared=True)` for a database
+    several servers use at once (rag.store.postgres.PostgresConnection)."""
+
+    def __init__(self, where: Path | Connection, *, shared: bool = False):
+        self.shared = shared
+        self._conn: Connection = SQLiteConnection(where) if isinstance(where, Path) else where
+        self.runner = secrets.token_hex(8)  # this process, as the runner of the jobs it queues
+        with self._conn.transaction() as conn:
+            run_script(conn, _SCHEMA)
+            _add_missing_columns(conn)
 
     def close(self) -> None:
         self._conn.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    def _transaction(self) -> Iterator[Connection]:
+        with self._conn.transaction() as conn:
+            yield conn
 
     def _rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        return [tuple(r) for r in self._conn.execute(sql, params).fetchall()]
 
     def forget_kb(self, kb_id: str) -> None:
         """Every row of a deleted knowledge base: its files, jobs and keys."""
@@ -184,12 +186,17 @@ class CatalogDatabase:
     def put_file(self, file: StoredFile) -> None:
         with self._transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kb_id, name) DO UPDATE SET "
+                "size = excluded.size, uploaded_at = excluded.uploaded_at, state = excluded.state, "
+                "error = excluded.error, job_id = excluded.job_id",
                 (file.kb_id, file.name, file.size, file.uploaded_at.isoformat(), file.state, file.error, file.job_id),
             )
 
     def files(self, kb_id: str) -> list[StoredFile]:
-        rows = self._rows("SELECT * FROM files WHERE kb_id = ? ORDER BY name", (kb_id,))
+        rows = self._rows(
+            "SELECT kb_id, name, size, uploaded_at, state, error, job_id FROM files WHERE kb_id = ? ORDER BY name",
+            (kb_id,),
+        )
         return [StoredFile(r[0], r[1], r[2], datetime.fromisoformat(r[3]), r[4], r[5], r[6]) for r in rows]
 
     def set_file_state(
@@ -209,7 +216,8 @@ class CatalogDatabase:
     def save_job(self, job: Job) -> None:
         with self._transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in _JOB_COLUMNS[1:]),
                 (
                     job.id,
                     job.kb_id,
@@ -224,19 +232,48 @@ class CatalogDatabase:
                     job.chunks_total,
                     json.dumps([vars(f) for f in job.failures], ensure_ascii=False),
                     job.error,
+                    self.runner,
+                    datetime.now(UTC).isoformat(),
                 ),
             )
 
     def job(self, job_id: str) -> Job | None:
-        rows = self._rows("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        rows = self._rows(f"SELECT {_JOB_LIST} FROM jobs WHERE id = ?", (job_id,))
         return _job(rows[0]) if rows else None
 
     def jobs(self, kb_id: str, limit: int = 50) -> list[Job]:
-        rows = self._rows("SELECT * FROM jobs WHERE kb_id = ? ORDER BY created_at DESC LIMIT ?", (kb_id, limit))
+        rows = self._rows(
+            f"SELECT {_JOB_LIST} FROM jobs WHERE kb_id = ? ORDER BY created_at DESC LIMIT ?", (kb_id, limit)
+        )
         return [_job(r) for r in rows]
 
     def unfinished_jobs(self) -> list[Job]:
-        return [_job(r) for r in self._rows("SELECT * FROM jobs WHERE state IN ('queued', 'running')")]
+        return [_job(r) for r in self._rows(f"SELECT {_JOB_LIST} FROM jobs WHERE state IN ('queued', 'running')")]
+
+    def abandoned_jobs(self, stale_after: timedelta) -> list[Job]:
+        """Unfinished jobs no live server holds. On a database of one server: every one this process did not queue
+        (a stopped server's). On a shared one: those whose server has not refreshed them for `stale_after`."""
+        if not self.shared:
+            rows = self._rows(
+                f"SELECT {_JOB_LIST} FROM jobs WHERE state IN ('queued', 'running') AND coalesce(runner, '') != ?",
+                (self.runner,),
+            )
+        else:
+            cutoff = (datetime.now(UTC) - stale_after).isoformat()
+            rows = self._rows(
+                f"SELECT {_JOB_LIST} FROM jobs WHERE state IN ('queued', 'running') AND coalesce(runner, '') != ? "
+                f"AND coalesce(seen_at, '') < ?",
+                (self.runner, cutoff),
+            )
+        return [_job(r) for r in rows]
+
+    def touch_jobs(self) -> None:
+        """Tell other servers that this one still holds its unfinished jobs."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE jobs SET seen_at = ? WHERE runner = ? AND state IN ('queued', 'running')",
+                (datetime.now(UTC).isoformat(), self.runner),
+            )
 
     # ---- keys ------------------------------------------------------------------------------------------
     def add_key(self, kb_id: str, scopes: Sequence[str], name: str = "") -> tuple[ApiKey, str]:
@@ -308,6 +345,23 @@ class CatalogDatabase:
         if hmac.compare_digest(secret_hash(secret), stored) and rows and match:
             return _key(rows[0][:5])
         return None
+
+
+_JOB_COLUMNS = (
+    "id", "kb_id", "kind", "state", "created_at", "started_at", "finished_at", "files", "files_done",
+    "chunks_embedded", "chunks_total", "failures", "error", "runner", "seen_at",
+)  # fmt: skip
+_JOB_LIST = ", ".join(_JOB_COLUMNS[:13])  # what `_job` reads
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Columns added since a catalog was made (SQLite files of earlier versions)."""
+    if not isinstance(conn, SQLiteConnection):
+        return
+    have = {row[1] for row in conn.execute("PRAGMA table_info(jobs)").fetchall()}
+    for column in ("runner", "seen_at"):
+        if column not in have:
+            conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
 
 
 def secret_hash(secret: str) -> str:

@@ -9,6 +9,7 @@ import json
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -82,7 +83,51 @@ class SourceSummary:
     ingested_at: float  # seconds since the epoch
 
 
-class ChunkStore:
+class ManifestValues(ABC):
+    """The manifest's optional values, over a store's `_get`, `_set` and `_unset` of one key."""
+
+    @abstractmethod
+    def _get(self, key: str) -> str | None: ...
+
+    @abstractmethod
+    def _set(self, key: str, value: str) -> None: ...
+
+    @abstractmethod
+    def _unset(self, key: str) -> None: ...
+
+    def lexical_version(self) -> str:
+        """Version of `bm25_tokens` the stored tokens were made with ("1" before it was recorded)."""
+        return self._get("lexical_version") or "1"
+
+    def set_lexical_version(self, version: str = LEXICAL_VERSION) -> None:
+        self._set("lexical_version", version)
+
+    def fusion_calibration(self) -> FusionCalibration | None:
+        """The calibration measured on the current content (None if never measured or unreadable)."""
+        raw = self._get("fusion_calibration")
+        try:
+            return FusionCalibration.from_json(raw) if raw else None
+        except (ValueError, TypeError):
+            return None
+
+    def set_fusion_calibration(self, calibration: FusionCalibration | None) -> None:
+        if calibration is None:
+            self._unset("fusion_calibration")
+        else:
+            self._set("fusion_calibration", calibration.to_json())
+
+    def write_manifest_values(self, m: Manifest) -> None:
+        for key, value in (
+            ("embedding_model", m.embedding_model),
+            ("dimension", str(m.dimension)),
+            ("index_type", m.index_type),
+            ("generation", str(m.generation)),
+            ("schema_version", m.schema_version),
+        ):
+            self._set(key, value)
+
+
+class ChunkStore(ManifestValues):
     """`ChunkStore.connect(folder)`; `create=True` also creates the tables."""
 
     def __init__(self, path: Path, conn: sqlite3.Connection):
@@ -138,36 +183,7 @@ class ChunkStore:
         return None if row is None else int(row[0])
 
     def write_manifest(self, m: Manifest) -> None:
-        for key, value in (
-            ("embedding_model", m.embedding_model),
-            ("dimension", str(m.dimension)),
-            ("index_type", m.index_type),
-            ("generation", str(m.generation)),
-            ("schema_version", m.schema_version),
-        ):
-            self._set(key, value)
-
-    def lexical_version(self) -> str:
-        """Version of `bm25_tokens` the stored tokens were made with ("1" before it was recorded)."""
-        return self._get("lexical_version") or "1"
-
-    def set_lexical_version(self, version: str = LEXICAL_VERSION) -> None:
-        self._set("lexical_version", version)
-
-    def fusion_calibration(self) -> FusionCalibration | None:
-        """The calibration measured on the current content (None if never measured or unreadable)."""
-        raw = self._get("fusion_calibration")
-        try:
-            return FusionCalibration.from_json(raw) if raw else None
-        except (ValueError, TypeError):
-            return None
-
-    def set_fusion_calibration(self, calibration: FusionCalibration | None) -> None:
-        if calibration is None:
-            with self._lock:
-                self._conn.execute("DELETE FROM manifest WHERE key = 'fusion_calibration'")
-        else:
-            self._set("fusion_calibration", calibration.to_json())
+        self.write_manifest_values(m)
 
     def _get(self, key: str) -> str | None:
         with self._lock:
@@ -177,6 +193,10 @@ class ChunkStore:
     def _set(self, key: str, value: str) -> None:
         with self._lock:
             self._conn.execute("INSERT OR REPLACE INTO manifest VALUES (?, ?)", (key, value))
+
+    def _unset(self, key: str) -> None:
+        with self._lock:
+            self._conn.execute("DELETE FROM manifest WHERE key = ?", (key,))
 
     # ---- reading -------------------------------------------------------------------------------------
     def document_hashes(self) -> dict[str, tuple[str, str]]:
@@ -193,12 +213,12 @@ class ChunkStore:
     def chunks(self, ids: list[int]) -> dict[int, Chunk]:
         """Chunks by id (ids not found are absent)."""
         rows = self._where_in(f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id IN ({{}})", ids)
-        return {row[0]: _row_to_chunk(row) for row in rows}
+        return {row[0]: row_to_chunk(row) for row in rows}
 
     def all_chunks(self) -> list[Chunk]:
         with self._lock:
             rows = self._conn.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks ORDER BY doc_id, position").fetchall()
-        return [_row_to_chunk(r) for r in rows]
+        return [row_to_chunk(r) for r in rows]
 
     def vectors(self, ids: list[int], dimension: int) -> np.ndarray:
         """Stored vectors of these chunk ids (rows in the same order; zeros for unknown ids)."""
@@ -225,7 +245,7 @@ class ChunkStore:
 
     def retokenize(self) -> None:
         """Re-derive every chunk's BM25 tokens from its stored text (after `bm25_tokens` changed)."""
-        rows = [(" ".join(bm25_tokens(lexical_text(c))), c.id) for c in self.all_chunks()]
+        rows = [(" ".join(chunk_lexical_tokens(c)), c.id) for c in self.all_chunks()]
         with self._lock:
             self._conn.executemany("UPDATE chunks SET lexical = ? WHERE id = ?", rows)
         self.set_lexical_version()
@@ -234,8 +254,8 @@ class ChunkStore:
         """Ids of the chunks of these documents (of all documents when None)."""
         if doc_ids is None:
             with self._lock:
-                return [r[0] for r in self._conn.execute("SELECT id FROM chunks")]
-        return [r[0] for r in self._where_in("SELECT id FROM chunks WHERE doc_id IN ({})", doc_ids)]
+                return [r[0] for r in self._conn.execute("SELECT id FROM chunks ORDER BY id")]
+        return sorted(r[0] for r in self._where_in("SELECT id FROM chunks WHERE doc_id IN ({})", doc_ids))
 
     def allowed_ids(self, filters: Filters) -> np.ndarray:
         """Ids of chunks passing the filters (source prefix, exact metadata values)."""
@@ -272,7 +292,7 @@ class ChunkStore:
             rows = self._conn.execute(
                 f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE source = ? ORDER BY doc_id, position", (source,)
             ).fetchall()
-        return [_row_to_chunk(r) for r in rows]
+        return [row_to_chunk(r) for r in rows]
 
     def counts(self) -> dict[str, int]:
         with self._lock:
@@ -324,16 +344,21 @@ def lexical_text(chunk: Chunk) -> str:
     return "\n".join(p for p in (title, *chunk.heading_path, chunk.text) if p)
 
 
+def chunk_lexical_tokens(chunk: Chunk) -> list[str]:
+    """The BM25 tokens stored beside a chunk."""
+    return bm25_tokens(lexical_text(chunk))
+
+
 def _chunk_to_row(chunk: Chunk, vector: np.ndarray) -> tuple:
     return (
         chunk.id, chunk.doc_id, chunk.source, chunk.position, chunk.title,
         json.dumps(list(chunk.heading_path), ensure_ascii=False), chunk.page, chunk.row, chunk.url,
         json.dumps(chunk.metadata, ensure_ascii=False, default=str), chunk.text, chunk.token_count,
-        chunk.text_hash(), np.asarray(vector, dtype=np.float32).tobytes(), " ".join(bm25_tokens(lexical_text(chunk))),
+        chunk.text_hash(), np.asarray(vector, dtype=np.float32).tobytes(), " ".join(chunk_lexical_tokens(chunk)),
     )  # fmt: skip
 
 
-def _row_to_chunk(row: tuple) -> Chunk:
+def row_to_chunk(row: tuple) -> Chunk:
     (id_, doc_id, source, position, title, heading, page, row_no, url, metadata, text, token_count) = row
     return Chunk(
         id=id_, doc_id=doc_id, source=source, position=position, title=title,

@@ -1,9 +1,9 @@
 """Curated answers: questions a support lead answers in their own words, per knowledge base, effective at once.
 
 Unlike an FAQ sheet (ingested as chunks, answered only after the next ingest), a curated answer lives in its own
-SQLite file (`curated.sqlite` in the knowledge base folder) and is matched before retrieval by
-rag.chat.curated.CuratedMatcher. Every change bumps `version()`, so a matcher in another thread or process
-reloads on its next question.
+SQLite file (`curated.sqlite` in the knowledge base folder; with RAG_STORE_URL, two tables in PostgreSQL) and is
+matched before retrieval by rag.chat.curated.CuratedMatcher. Every change bumps `version()`, so a matcher in another
+thread, process or server reloads on its next question.
 
 CSV format (import and export): header `question,answer,phrasings,language,enabled`; phrasings separated by
 " | " or line breaks; UTF-8 with or without BOM. An imported row whose question is already curated updates that
@@ -18,16 +18,15 @@ import io
 import json
 import re
 import secrets
-import sqlite3
-import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from rag.core.errors import Conflict, NotFound, RagError
+from rag.store.sql import Connection, Cursor, SQLiteConnection, run_script
 from rag.text.language import detect_language
 
 DB_NAME = "curated.sqlite"
@@ -45,8 +44,9 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _TRUE = {"", "1", "true", "yes", "y", "on", "enabled"}
 _FALSE = {"0", "false", "no", "n", "off", "disabled"}
 
+_COLUMNS = "id, question, answer, phrasings, language, enabled, created_at, updated_at"
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS curated_answers (
+CREATE TABLE IF NOT EXISTS {answers} (
     id TEXT PRIMARY KEY,
     question TEXT NOT NULL,
     answer TEXT NOT NULL,
@@ -56,8 +56,8 @@ CREATE TABLE IF NOT EXISTS curated_answers (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS curated_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO curated_meta (key, value) VALUES ('version', 0);
+CREATE TABLE IF NOT EXISTS {meta} (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO {meta} (key, value) VALUES ('version', 0) ON CONFLICT (key) DO NOTHING
 """
 
 
@@ -348,36 +348,20 @@ def _csv_row(line: int, cells: dict[str, str]) -> CsvRow:
 
 
 # ---- SQLite ----------------------------------------------------------------------------------------------
-class SQLiteCuratedAnswers:
-    """Curated answers in one SQLite file, shared by threads (one connection under a lock) and processes (WAL,
-    a busy timeout for writers).
+class SQLCuratedAnswers:
+    """Curated answers in two tables of a SQL database (rag.store.sql): a SQLite file of their own
+    (`SQLiteCuratedAnswers`) or, with RAG_STORE_URL, PostgreSQL tables of the knowledge base shared by every server
+    (rag.store.postgres)."""
 
-    >>> import tempfile, pathlib
-    >>> store = SQLiteCuratedAnswers(pathlib.Path(tempfile.mkdtemp()) / "curated.sqlite")
-    >>> entry = store.add("Do you ship to Canada?", "Yes, in 5-8 business days.", ["Can I order from Canada?"])
-    >>> store.get(entry.id).phrasings, entry.language, store.version()
-    (['Can I order from Canada?'], 'en', 1)
-    """
-
-    def __init__(self, path: Path, *, timeout: float = 30.0):
-        if timeout <= 0:
-            raise ValueError(f"timeout must be greater than 0. Currently, the timeout is {timeout}")
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=timeout)
-        self._conn.row_factory = sqlite3.Row
-        # WAL: readers (every matcher's version check) never wait for a writer in another process
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        with self._lock:
-            self._conn.executescript(_SCHEMA)  # idempotent; its own transaction
+    def __init__(self, conn: Connection, *, answers: str = "curated_answers", meta: str = "curated_meta"):
+        self._conn, self._answers, self._meta = conn, answers, meta
+        with conn.transaction():
+            run_script(conn, _SCHEMA.format(answers=answers, meta=meta))  # idempotent
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._conn.close()
 
-    def __enter__(self) -> SQLiteCuratedAnswers:
+    def __enter__(self) -> SQLCuratedAnswers:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -386,21 +370,17 @@ class SQLiteCuratedAnswers:
     # ---- reading ---------------------------------------------------------------------------------------
     def list(self, enabled_only: bool = False) -> builtins.list[CuratedAnswer]:
         where = " WHERE enabled = 1" if enabled_only else ""
-        with self._lock:
-            rows = self._conn.execute(f"SELECT * FROM curated_answers{where} ORDER BY created_at, id").fetchall()
+        rows = self._rows(f"SELECT {_COLUMNS} FROM {{answers}}{where} ORDER BY created_at, id")
         return [_entry(r) for r in rows]
 
     def get(self, answer_id: str) -> CuratedAnswer:
-        with self._lock:
-            row = self._conn.execute("SELECT * FROM curated_answers WHERE id = ?", (answer_id,)).fetchone()
-        if row is None:
+        rows = self._rows(f"SELECT {_COLUMNS} FROM {{answers}} WHERE id = ?", (answer_id,))
+        if not rows:
             raise CuratedAnswerNotFound(answer_id)
-        return _entry(row)
+        return _entry(rows[0])
 
     def version(self) -> int:
-        with self._lock:
-            row = self._conn.execute("SELECT value FROM curated_meta WHERE key = 'version'").fetchone()
-        return int(row[0])
+        return int(self._rows("SELECT value FROM {meta} WHERE key = 'version'")[0][0])
 
     # ---- writing ---------------------------------------------------------------------------------------
     def add(
@@ -469,7 +449,7 @@ class SQLiteCuratedAnswers:
 
     def delete(self, answer_id: str) -> bool:
         with self._write():
-            deleted = self._conn.execute("DELETE FROM curated_answers WHERE id = ?", (answer_id,)).rowcount > 0
+            deleted = self._execute("DELETE FROM {answers} WHERE id = ?", (answer_id,)).rowcount > 0
             if deleted:
                 self._bump()
         return deleted
@@ -487,7 +467,7 @@ class SQLiteCuratedAnswers:
                 named = {r.question.casefold() for r in rows} | _named_in_problems(text, problems)
                 for key, entry in existing.items():
                     if key not in named:
-                        self._conn.execute("DELETE FROM curated_answers WHERE id = ?", (entry.id,))
+                        self._execute("DELETE FROM {answers} WHERE id = ?", (entry.id,))
                         result.deleted += 1
             if result.added or result.updated or result.deleted:
                 self._bump()
@@ -497,28 +477,26 @@ class SQLiteCuratedAnswers:
         return to_csv(self.list())
 
     # ---- internals ---------------------------------------------------------------------------------------
-    @contextmanager
-    def _write(self) -> Iterator[None]:
-        """One write transaction (BEGIN IMMEDIATE: a writer in another process waits for the busy timeout)."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    def _write(self) -> AbstractContextManager[Any]:
+        """One write transaction (a writer in another process or server waits for it)."""
+        return self._conn.transaction()
+
+    def _execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
+        return self._conn.execute(sql.format(answers=self._answers, meta=self._meta), params)
+
+    def _rows(self, sql: str, params: Sequence[object] = ()) -> Sequence[Any]:
+        return self._execute(sql, params).fetchall()
 
     def _bump(self) -> None:
-        self._conn.execute("UPDATE curated_meta SET value = value + 1 WHERE key = 'version'")
+        self._execute("UPDATE {meta} SET value = value + 1 WHERE key = 'version'")
 
     def _insert(self, e: CuratedAnswer) -> None:
-        self._conn.execute("INSERT INTO curated_answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _values(e))
+        self._execute(f"INSERT INTO {{answers}} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _values(e))
 
     def _replace(self, e: CuratedAnswer) -> None:
         values = _values(e)
-        self._conn.execute(
-            "UPDATE curated_answers SET question = ?, answer = ?, phrasings = ?, language = ?, enabled = ?, "
+        self._execute(
+            "UPDATE {answers} SET question = ?, answer = ?, phrasings = ?, language = ?, enabled = ?, "
             "created_at = ?, updated_at = ? WHERE id = ?",
             (*values[1:], values[0]),
         )
@@ -534,6 +512,22 @@ class SQLiteCuratedAnswers:
             result.updated += 1
 
 
+class SQLiteCuratedAnswers(SQLCuratedAnswers):
+    """Curated answers in one SQLite file, shared by threads (one connection under a lock) and processes (WAL,
+    a busy timeout for writers).
+
+    >>> import tempfile, pathlib
+    >>> store = SQLiteCuratedAnswers(pathlib.Path(tempfile.mkdtemp()) / "curated.sqlite")
+    >>> entry = store.add("Do you ship to Canada?", "Yes, in 5-8 business days.", ["Can I order from Canada?"])
+    >>> store.get(entry.id).phrasings, entry.language, store.version()
+    (['Can I order from Canada?'], 'en', 1)
+    """
+
+    def __init__(self, path: Path, *, timeout: float = 30.0):
+        self.path = Path(path)
+        super().__init__(SQLiteConnection(self.path, timeout=timeout))
+
+
 def _values(e: CuratedAnswer) -> tuple[Any, ...]:
     return (
         e.id,
@@ -547,16 +541,17 @@ def _values(e: CuratedAnswer) -> tuple[Any, ...]:
     )
 
 
-def _entry(row: sqlite3.Row) -> CuratedAnswer:
+def _entry(row: Sequence[Any]) -> CuratedAnswer:
+    id_, question, answer, phrasings, language, enabled, created_at, updated_at = row
     return CuratedAnswer(
-        id=row["id"],
-        question=row["question"],
-        answer=row["answer"],
-        phrasings=list(json.loads(row["phrasings"])),
-        language=row["language"],
-        enabled=bool(row["enabled"]),
-        created_at=datetime.fromisoformat(row["created_at"]),
-        updated_at=datetime.fromisoformat(row["updated_at"]),
+        id=id_,
+        question=question,
+        answer=answer,
+        phrasings=list(json.loads(phrasings)),
+        language=language,
+        enabled=bool(enabled),
+        created_at=datetime.fromisoformat(created_at),
+        updated_at=datetime.fromisoformat(updated_at),
     )
 
 

@@ -28,7 +28,7 @@ def lexical_file(folder: Path, generation: int) -> Path:
     return folder / f"bm25-{generation}.npz"
 
 
-def write_generation(folder: Path, generation: int, vectors: VectorIndex, lexical: LexicalIndex) -> None:
+def write_generation(folder: Path, generation: int, vectors: FaissVectorIndex, lexical: LexicalIndex) -> None:
     """Write both index files of `generation`, each durable on disk before this returns."""
     _write_durably(index_file(folder, generation), vectors.save)
     _write_durably(lexical_file(folder, generation), lexical.save)

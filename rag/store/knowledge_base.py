@@ -1,4 +1,6 @@
-"""The knowledge base on disk: one directory holding
+"""A knowledge base: documents, chunks, their vectors and BM25 tokens, and the indexes over them, changed
+atomically one generation at a time. Where it is kept is its backend's business (rag.store.backend); in a
+folder (the default) that is one directory holding
 
     chunks.sqlite          documents, chunks and the manifest (rag.store.chunk_store)
     index-<gen>.faiss      the vector index of the committed generation (rag.store.generations)
@@ -9,29 +11,28 @@ Atomicity: a change is applied inside one SQLite transaction; the new index file
 under a new generation name *before* that transaction commits, and the old files are deleted only after.
 A process killed at any moment leaves either the old manifest pointing at the old (intact) index files, or
 the new manifest pointing at the new (complete) ones. Stray files of unfinished generations are removed on
-the next write.
+the next write. In PostgreSQL (rag.store.postgres) the rows, vectors and manifest change in one transaction and
+each server rebuilds its BM25 index from the stored tokens when it sees a newer generation.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
-from rag.core.errors import EmbeddingModelMismatch, KnowledgeBaseCorrupt, KnowledgeBaseLocked, KnowledgeBaseNotFound
+from rag.core.errors import EmbeddingModelMismatch, KnowledgeBaseCorrupt, KnowledgeBaseNotFound
 from rag.core.types import Chunk, Document, Filters
+from rag.store.backend import ChunkRows, FolderBackend, KnowledgeBaseBackend, SearchParams, lexical_from_rows
 from rag.store.calibration import FusionCalibration
-from rag.store.chunk_store import DB_NAME, ChunkStore, Manifest, SourceSummary
-from rag.store.generations import load_generation, remove_other_generations, write_generation
+from rag.store.chunk_store import Manifest, SourceSummary
 from rag.store.lexical_index import BM25Index, LexicalIndex
-from rag.store.vector_index import FaissVectorIndex, IndexType, VectorIndex
+from rag.store.vector_index import IndexType, VectorIndex
 from rag.text.lexical import LEXICAL_VERSION, bm25_tokens
 
 
@@ -59,12 +60,13 @@ log = logging.getLogger("rag.store.knowledge_base")
 
 
 class KnowledgeBase:
-    """Open with `KnowledgeBase.open(path)` (read) or `KnowledgeBase.create(path, ...)` (new or existing, write)."""
+    """Open with `KnowledgeBase.open(where)` (read) or `KnowledgeBase.create(where, ...)` (new or existing, write);
+    `where` is a folder or a backend (rag.store.backend)."""
 
     def __init__(
         self,
-        path: Path,
-        store: ChunkStore,
+        backend: KnowledgeBaseBackend,
+        store: ChunkRows,
         manifest: Manifest,
         index: VectorIndex,
         lexical: LexicalIndex,
@@ -72,27 +74,38 @@ class KnowledgeBase:
         ef_search: int = 128,
         nprobe: int = 16,
     ):
-        self.path = path
+        self.backend = backend
         self.store = store
         self.manifest = manifest
         self.index = index
         self.lexical = lexical
         self._swap = threading.Lock()  # one refresh or write replaces the indexes at a time
-        self._unreadable: int | None = None  # a committed generation whose files could not be read
-        self._ef_search, self._nprobe = ef_search, nprobe
+        self._unreadable: int | None = None  # a committed generation whose indexes could not be read
+        self._search = SearchParams(ef_search, nprobe)
+
+    @property
+    def name(self) -> str:
+        """The knowledge base's id (its folder's name, or its key in the database)."""
+        return self.backend.name
+
+    @property
+    def location(self) -> str:
+        """Where it is kept, for messages."""
+        return self.backend.location
 
     # ---- opening -------------------------------------------------------------------------------------
     @staticmethod
-    def exists(path: Path | str) -> bool:
-        return (Path(path) / DB_NAME).is_file()
+    def exists(where: Where) -> bool:
+        return as_backend(where).exists()
 
     @classmethod
-    def counts_at(cls, path: Path | str) -> dict[str, int]:
-        """Documents, files and chunks of the knowledge base at `path` (zeros before anything was ingested),
+    def counts_at(cls, where: Where) -> dict[str, int]:
+        """Documents, files and chunks of the knowledge base at `where` (zeros before anything was ingested),
         read without loading its indexes."""
-        if not cls.exists(path):
+        backend = as_backend(where)
+        if not backend.exists():
             return {"documents": 0, "files": 0, "chunks": 0}
-        store = ChunkStore.connect(Path(path))
+        store = backend.connect()
         try:
             return store.counts()
         finally:
@@ -100,27 +113,29 @@ class KnowledgeBase:
 
     @classmethod
     def open(
-        cls, path: Path | str, *, embedding_model: str | None = None, ef_search: int = 128, nprobe: int = 16
+        cls, where: Where, *, embedding_model: str | None = None, ef_search: int = 128, nprobe: int = 16
     ) -> KnowledgeBase:
         """Open an existing knowledge base; with `embedding_model`, refuse one built with another model."""
-        path = Path(path)
-        if not cls.exists(path):
-            raise KnowledgeBaseNotFound(path)
-        store = ChunkStore.connect(path)
+        backend = as_backend(where)
+        if not backend.exists():
+            raise KnowledgeBaseNotFound(backend.location)
+        store = backend.connect()
         try:
             manifest = store.manifest()
             if embedding_model is not None and embedding_model != manifest.embedding_model:
-                raise EmbeddingModelMismatch(path, manifest.embedding_model, manifest.dimension, embedding_model)
-            index, lexical = cls._load(path, manifest, ef_search, nprobe)
+                raise EmbeddingModelMismatch(
+                    backend.location, manifest.embedding_model, manifest.dimension, embedding_model
+                )
+            index, lexical = backend.load(store, manifest, SearchParams(ef_search, nprobe))
         except BaseException:
             store.close()
             raise
-        return cls(path, store, manifest, index, lexical, ef_search=ef_search, nprobe=nprobe)
+        return cls(backend, store, manifest, index, lexical, ef_search=ef_search, nprobe=nprobe)
 
     @classmethod
     def create(
         cls,
-        path: Path | str,
+        where: Where,
         *,
         embedding_model: str,
         dimension: int,
@@ -129,48 +144,57 @@ class KnowledgeBase:
         nprobe: int = 16,
     ) -> KnowledgeBase:
         """Open for writing, creating an empty knowledge base if none exists; the model must match."""
-        path = Path(path)
-        if cls.exists(path):
-            kb = cls.open(path, ef_search=ef_search, nprobe=nprobe)
+        backend = as_backend(where)
+        kind = backend.index_type(index_type)
+        if backend.exists():
+            kb = cls.open(backend, ef_search=ef_search, nprobe=nprobe)
             m = kb.manifest
             if m.embedding_model != embedding_model or m.dimension != dimension:
                 kb.close()
-                raise EmbeddingModelMismatch(path, m.embedding_model, m.dimension, embedding_model, dimension)
-            if m.index_type != index_type:
-                kb._rebuild_index(index_type)
+                raise EmbeddingModelMismatch(
+                    backend.location, m.embedding_model, m.dimension, embedding_model, dimension
+                )
+            if m.index_type != kind:
+                kb._rebuild_index(kind)
             if kb.store.lexical_version() != LEXICAL_VERSION:
                 kb._retokenize()
             return kb
-        path.mkdir(parents=True, exist_ok=True)
-        store = ChunkStore.connect(path, create=True)
-        manifest = Manifest(embedding_model, dimension, index_type, generation=0)
-        empty = np.zeros(0, np.int64), np.zeros((0, dimension), np.float32)
-        index = FaissVectorIndex.build(index_type, dimension, *empty, ef_search=ef_search, nprobe=nprobe)
-        lexical = BM25Index.build([], [])
-        with store.transaction():
-            write_generation(path, 0, index, lexical)
-            store.write_manifest(manifest)
-            store.set_lexical_version()
-        return cls(path, store, manifest, index, lexical, ef_search=ef_search, nprobe=nprobe)
+        store = backend.connect(create=True)
+        manifest = Manifest(embedding_model, dimension, kind, generation=0)
+        search = SearchParams(ef_search, nprobe)
+        try:
+            empty = np.zeros(0, np.int64), np.zeros((0, dimension), np.float32)
+            index = backend.build_index(store, kind, dimension, *empty, search)
+            lexical = BM25Index.build([], [])
+            with store.transaction():
+                backend.save(0, index, lexical)
+                store.write_manifest(manifest)
+                store.set_lexical_version()
+        except BaseException:
+            store.close()
+            raise
+        return cls(backend, store, manifest, index, lexical, ef_search=ef_search, nprobe=nprobe)
 
     def refresh(self) -> bool:
         """Pick up a newer generation committed by another process or thread (`rag ingest` or an ingest job while
-        serving). A writer committing yet another generation meanwhile deletes the files of the one just named:
+        serving). A writer committing yet another generation meanwhile may delete what the one just named needs:
         then the newest is read again, and if that keeps failing the loaded generation goes on serving."""
         generation = self.store.generation()
         if generation is None or generation in (self.manifest.generation, self._unreadable):
             return False
         with self._swap:
+            if self.manifest.generation == generation:  # another thread loaded it while this one waited
+                return False
             for attempt in range(_REFRESH_ATTEMPTS):
                 manifest = self.store.manifest()
                 try:
-                    index, lexical = self._load(self.path, manifest, self._ef_search, self._nprobe)
+                    index, lexical = self.backend.load(self.store, manifest, self._search)
                 except (KnowledgeBaseCorrupt, OSError, RuntimeError):  # faiss reports a vanished file as RuntimeError
                     if attempt + 1 == _REFRESH_ATTEMPTS:
                         self._unreadable = generation  # not tried again until another one commits
                         log.warning(
                             "%s: generation %s could not be loaded; serving %s",
-                            self.path,
+                            self.location,
                             manifest.generation,
                             self.manifest.generation,
                             exc_info=True,
@@ -183,6 +207,7 @@ class KnowledgeBase:
 
     def close(self) -> None:
         self.store.close()
+        self.backend.close()
 
     def __enter__(self) -> KnowledgeBase:
         return self
@@ -224,7 +249,7 @@ class KnowledgeBase:
     def stats(self) -> dict[str, Any]:
         m = self.manifest
         return {
-            "path": str(self.path),
+            "path": self.location,
             "embedding_model": m.embedding_model,
             "dimension": m.dimension,
             "index_type": m.index_type,
@@ -239,8 +264,8 @@ class KnowledgeBase:
         stored = len(self.store.chunk_ids())
         if stored != self.index.size or stored != self.lexical.size:
             raise KnowledgeBaseCorrupt(
-                f"{self.path}: indexes hold {self.index.size} vectors and {self.lexical.size} BM25 rows but "
-                f"{stored} chunks are stored - re-ingest into a new --kb directory"
+                f"{self.location}: indexes hold {self.index.size} vectors and {self.lexical.size} BM25 rows but "
+                f"{stored} chunks are stored - re-ingest into a new knowledge base"
             )
 
     def search(self, vectors: np.ndarray, k: int, filters: Filters | None = None) -> list[list[tuple[int, float]]]:
@@ -265,20 +290,9 @@ class KnowledgeBase:
         return None if filters is None or filters.is_empty() else self.allowed_ids(filters)
 
     # ---- writing -------------------------------------------------------------------------------------
-    @contextmanager
-    def write_lock(self) -> Iterator[None]:
-        """Exclusive writer lock; a second ingest into the same directory fails fast with a clear message."""
-        handle = open(self.path / ".lock", "w")
-        try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise KnowledgeBaseLocked(
-                    f"Another process is writing to the knowledge base at {self.path} - wait for it to finish"
-                ) from None
-            yield
-        finally:
-            handle.close()
+    def write_lock(self) -> AbstractContextManager[None]:
+        """Exclusive writer lock; a second ingest into the same knowledge base fails fast with a clear message."""
+        return self.backend.write_lock()
 
     def apply(self, changes: Changeset) -> None:
         """Apply deletions and upserts atomically (see module docstring)."""
@@ -299,15 +313,15 @@ class KnowledgeBase:
                             index.add(np.asarray(new_ids, np.int64), np.vstack(new_vectors))
                     else:
                         index = self._build_from_rows(self.manifest.index_type)
-                    lexical = BM25Index.build(*store.all_lexical_tokens())
+                    lexical = lexical_from_rows(store)
                     manifest = self._commit_generation(index, lexical, self.manifest.index_type)
             except BaseException:
                 # the in-memory exact index may hold half-applied changes: reload the committed one
-                self.index, self.lexical = self._load(self.path, self.manifest, self._ef_search, self._nprobe)
-                remove_other_generations(self.path, keep=self.manifest.generation)
+                self.index, self.lexical = self.backend.load(store, self.manifest, self._search)
+                self.backend.cleanup(keep=self.manifest.generation)
                 raise
             self.index, self.lexical, self.manifest = index, lexical, manifest
-        remove_other_generations(self.path, keep=manifest.generation)
+        self.backend.cleanup(keep=manifest.generation)
 
     def remove_sources(self, sources: list[str]) -> int:
         """Delete every document ingested from these files, atomically; how many documents went."""
@@ -336,51 +350,40 @@ class KnowledgeBase:
         return new_ids, new_vectors
 
     def _commit_generation(self, index: VectorIndex, lexical: LexicalIndex, kind: str) -> Manifest:
-        """Write the next generation's files, then name it in the manifest (inside the open transaction)."""
+        """Make the next generation durable, then name it in the manifest (inside the open transaction)."""
         m = self.manifest
         manifest = Manifest(m.embedding_model, m.dimension, kind, m.generation + 1)
-        write_generation(self.path, manifest.generation, index, lexical)
+        self.backend.save(manifest.generation, index, lexical)
         self.store.write_manifest(manifest)
         return manifest
 
     def _build_from_rows(self, kind: str) -> VectorIndex:
         ids, vectors = self.store.all_vectors(self.manifest.dimension)
-        return FaissVectorIndex.build(
-            _index_type(kind), self.manifest.dimension, ids, vectors, ef_search=self._ef_search, nprobe=self._nprobe
-        )
+        return self.backend.build_index(self.store, kind, self.manifest.dimension, ids, vectors, self._search)
 
-    def _rebuild_index(self, kind: IndexType) -> None:
+    def _rebuild_index(self, kind: str) -> None:
         """Switch index type (flat/hnsw/ivf): rebuilt from stored vectors, committed like any change."""
         with self._swap:
             with self.store.transaction():
                 index = self._build_from_rows(kind)
                 manifest = self._commit_generation(index, self.lexical, kind)
             self.index, self.manifest = index, manifest
-        remove_other_generations(self.path, keep=manifest.generation)
+        self.backend.cleanup(keep=manifest.generation)
 
     def _retokenize(self) -> None:
         """Re-derive the BM25 tokens of every stored chunk after the tokenizer changed, committed like any change."""
         with self._swap:
             with self.store.transaction():
                 self.store.retokenize()
-                lexical = BM25Index.build(*self.store.all_lexical_tokens())
+                lexical = lexical_from_rows(self.store)
                 manifest = self._commit_generation(self.index, lexical, self.manifest.index_type)
             self.lexical, self.manifest = lexical, manifest
-        remove_other_generations(self.path, keep=manifest.generation)
-
-    @staticmethod
-    def _load(path: Path, manifest: Manifest, ef_search: int, nprobe: int) -> tuple[VectorIndex, LexicalIndex]:
-        return load_generation(
-            path,
-            manifest.generation,
-            _index_type(manifest.index_type),
-            manifest.dimension,
-            ef_search=ef_search,
-            nprobe=nprobe,
-        )
+        self.backend.cleanup(keep=manifest.generation)
 
 
-def _index_type(kind: str) -> IndexType:
-    if kind not in ("flat", "hnsw", "ivf"):
-        raise KnowledgeBaseCorrupt(f"unknown index type {kind!r} in the manifest - re-ingest into a new --kb directory")
-    return cast(IndexType, kind)
+Where = Path | str | KnowledgeBaseBackend
+
+
+def as_backend(where: Where) -> KnowledgeBaseBackend:
+    """A folder (path) as its backend; a backend as itself."""
+    return FolderBackend(where) if isinstance(where, (str, Path)) else where

@@ -46,8 +46,6 @@ class VectorIndex(Protocol):
         """(scores, ids), each of shape (len(queries), k); missing results have id -1."""
         ...
 
-    def save(self, path: Path) -> None: ...
-
 
 class FaissVectorIndex:
     def __init__(self, index: faiss.Index, kind: IndexType, *, ef_search: int = 128, nprobe: int = 16):

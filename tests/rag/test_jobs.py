@@ -14,6 +14,7 @@ from rag.core.settings import Settings
 from rag.jobs.retention import apply_retention
 from rag.jobs.runner import INTERRUPTED, JobRunner
 from rag.store.catalog import FolderCatalog, Job
+from rag.store.catalog_db import CatalogDatabase
 from tests.postgres import create_database
 from tests.rag.test_conversations import message
 
@@ -81,7 +82,7 @@ def test_a_bounded_queue_and_one_writer_per_knowledge_base(catalog):
         runner.close()
 
 
-def test_jobs_left_running_by_a_stopped_server_are_reported_failed(catalog):
+def test_jobs_left_running_by_a_stopped_server_are_reported_failed(catalog, tmp_path):
     import io
 
     catalog.save_file("a", "guide.md", io.BytesIO(b"# Guide\n\nText.\n"))
@@ -89,8 +90,10 @@ def test_jobs_left_running_by_a_stopped_server_are_reported_failed(catalog):
     running = Job("job_1", "a", "ingest", "running", datetime.now(UTC), files=["guide.md"])
     queued = Job("job_2", "b", "delete", "queued", datetime.now(UTC), files=["files/x.md"])
     done = Job("job_3", "b", "ingest", "succeeded", datetime.now(UTC))
+    stopped_server = CatalogDatabase(tmp_path / "root" / "catalog.sqlite")  # the process that queued them
     for job in (running, queued, done):
-        catalog.db.save_job(job)
+        stopped_server.save_job(job)
+    stopped_server.close()
 
     runner = JobRunner(catalog, embedder=None, settings_for=_settings)  # type: ignore[arg-type]
     try:

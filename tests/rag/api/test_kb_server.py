@@ -87,17 +87,22 @@ class RagServer:
 
 
 @contextlib.contextmanager
-def rag_serve(root: Path, log: Path) -> Iterator[RagServer]:
-    """`rag serve --kb-root root` on a free loopback port, in its own session (so that what it started, its
-    sandboxed loaders, can be stopped with it), with the environment of a fresh machine: no RAG_* but ours, and
-    the same with or without CI=true."""
+def rag_serve(
+    root: Path, log: Path, *, single_kb: bool = False, env: dict[str, str] | None = None
+) -> Iterator[RagServer]:
+    """`rag serve --kb-root root` (or `--kb root` with `single_kb`) on a free loopback port, in its own session (so
+    that what it started, its sandboxed loaders, can be stopped with it), with the environment of a fresh machine:
+    no RAG_* but ours (and `env`), and the same with or without CI=true."""
     port = free_port()
+    folder = {"RAG_KB_DIR": str(root)} if single_kb else {"RAG_KB_ROOT": str(root)}
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") and k != "CI"} | {
-        "RAG_KB_ROOT": str(root),
+        **folder,
         "RAG_ADMIN_API_KEY": ADMIN_KEY,
         "HF_HUB_OFFLINE": "1",
+        **(env or {}),
     }
-    cmd = [str(Path(sys.executable).with_name("rag")), "serve", "--kb-root", str(root), "--host", "127.0.0.1"]
+    where = ["--kb", str(root)] if single_kb else ["--kb-root", str(root)]
+    cmd = [str(Path(sys.executable).with_name("rag")), "serve", *where, "--host", "127.0.0.1"]
     root.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
