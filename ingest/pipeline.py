@@ -372,6 +372,7 @@ def ingest(
     on_progress: Callable[[IngestProgress], None] | None = None,
     loader: Loader | None = None,
     ray_address: str | None = None,
+    lock_wait: float = 0.0,
 ) -> IngestReport:
     """Bring the knowledge base at `kb_dir` (a folder, or a backend: rag.store.backend) in step with the files
     under `paths`.
@@ -380,7 +381,8 @@ def ingest(
     file into documents (default: in this process, within the settings' size and element limits; a sandboxed one
     also bounds time and memory per file: ingest.sandbox). `ray_address` ("auto", "local" or a cluster's address) loads,
     chunks and embeds on a Ray cluster instead (ingest.distributed); this process still decides what changed and
-    commits, as without it."""
+    commits, as without it. `lock_wait`: seconds to wait for another writer of the knowledge base (else it fails at
+    once)."""
     started = time.perf_counter()
     # all before the knowledge base is created: a missing encoding, a refused set of folders, no Ray or no cluster
     # leave nothing behind
@@ -389,7 +391,7 @@ def ingest(
     if loader is None:
         loader = functools.partial(load_file, limits=FileLimits.from_settings(settings))
     with _runner(ray_address, embedder, settings) as runner:
-        report = _run(found, kb_dir, embedder, settings, runner, loader, progress, on_progress)
+        report = _run(found, kb_dir, embedder, settings, runner, loader, progress, on_progress, lock_wait)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -414,6 +416,7 @@ def _run(
     loader: Loader,
     progress: bool,
     on_progress: Callable[[IngestProgress], None] | None,
+    lock_wait: float,
 ) -> IngestReport:
     report = IngestReport()
     kb = KnowledgeBase.create(
@@ -430,7 +433,7 @@ def _run(
         if on_progress is not None:
             on_progress(status)
 
-    with kb, kb.write_lock():
+    with kb, kb.write_lock(wait=lock_wait):
         report.failed.extend(found.failures)
         stored = kb.document_hashes()
         books = Bookkeeping(found, stored, settings.ingest_max_chunks, report)

@@ -14,6 +14,7 @@ import builtins
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from rag.channels.registry import Channels
@@ -195,6 +196,7 @@ class KnowledgeBases:
         self.notifier = notifier
         self._served: dict[str, _Served] = {}
         self._curated: dict[str, SQLCuratedAnswers] = {}
+        self._curated_since: dict[str, datetime] = {}  # created_at of the knowledge base whose answers are open
         self._lock = threading.RLock()
         self.on_change: list[Callable[[str], None]] = []  # called with the id after an update or a deletion
 
@@ -286,11 +288,28 @@ class KnowledgeBases:
 
     def curated(self, kb_id: str) -> SQLCuratedAnswers:
         """The knowledge base's curated answers (created empty on first use)."""
+        info = self.catalog.get_kb(kb_id)
         with self._lock:
+            self._forget_if_recreated(kb_id, info)
             answers = self._curated.get(kb_id)
             if answers is None:
                 answers = self._curated[kb_id] = self.catalog.curated(kb_id)
             return answers
+
+    def _forget_if_recreated(self, kb_id: str, info: KnowledgeBaseInfo) -> None:
+        """Close what is open of a knowledge base deleted and created again under its id through another server
+        sharing the catalog, so that the new one is opened."""
+        served = self._served.get(kb_id)
+        opened = served.info.created_at if served is not None else self._curated_since.get(kb_id)
+        if self.catalog.single or opened is None or opened == info.created_at:
+            self._curated_since.setdefault(kb_id, info.created_at)
+            return
+        if served is not None:
+            self._served.pop(kb_id).kb.close()
+        curated = self._curated.pop(kb_id, None)
+        if curated is not None:
+            curated.close()
+        self._curated_since[kb_id] = info.created_at
 
     def create(
         self, kb_id: str, name: str, language: str = "auto", overrides: Mapping[str, Any] | None = None
@@ -331,6 +350,7 @@ class KnowledgeBases:
         with self._lock:  # no request reopens it in between
             served = self._served.pop(kb_id, None)
             curated = self._curated.pop(kb_id, None)
+            self._curated_since.pop(kb_id, None)
             self.catalog.delete_kb(kb_id)
         if curated is not None:
             curated.close()
@@ -361,14 +381,8 @@ class KnowledgeBases:
 
     def _serve(self, kb_id: str, info: KnowledgeBaseInfo) -> _Served:
         with self._lock:
+            self._forget_if_recreated(kb_id, info)
             served = self._served.get(kb_id)
-            if served is not None and not self.catalog.single and served.info.created_at != info.created_at:
-                # deleted and created again, through another server sharing the catalog: open the new one
-                self._served.pop(kb_id).kb.close()
-                curated = self._curated.pop(kb_id, None)
-                if curated is not None:
-                    curated.close()
-                served = None
             if served is None:
                 where = self.catalog.kb_location(kb_id)  # NotFound for an unknown id
                 settings = self._settings_of(info)

@@ -54,6 +54,8 @@ _SAVE_EVERY = 0.5  # seconds between progress writes
 # a job nobody refreshed is left before it is marked failed (its server died).
 KEEP_ALIVE_SECONDS = 10.0
 STALE_AFTER = timedelta(seconds=60)
+# How long a job waits for another writer of its knowledge base (another server's job, `rag ingest`) to finish.
+LOCK_WAIT = 600.0
 INTERRUPTED = "interrupted: the server stopped while this job was {state} - upload the files again or re-ingest them"
 
 
@@ -153,7 +155,7 @@ class JobRunner:
             try:
                 self.catalog.db.touch_jobs()
                 self.recover()
-            except RagError:  # the database is down: tried again at the next round
+            except Exception:  # the database is down, or anything else: tried again at the next round
                 log.warning("could not refresh the ingest jobs in the shared catalog", exc_info=True)
 
     def _loader(self, settings: Settings) -> Loader:
@@ -235,6 +237,7 @@ class JobRunner:
             settings,
             on_progress=progress,
             loader=self._loader(settings),
+            lock_wait=LOCK_WAIT,
         )
         failed = {Path(f.path).name: f.reason for f in report.failed}
         job.failures = [JobFailure(name, reason) for name, reason in failed.items()]
@@ -248,7 +251,7 @@ class JobRunner:
 
     def _delete(self, job: Job) -> None:
         """Remove the documents of `job.files` (sources) from the index, then uploaded files among them."""
-        with KnowledgeBase.open(self.catalog.kb_location(job.kb_id)) as kb, kb.write_lock():
+        with KnowledgeBase.open(self.catalog.kb_location(job.kb_id)) as kb, kb.write_lock(wait=LOCK_WAIT):
             kb.remove_sources(job.files)
         uploads = {f.source: f.name for f in self.catalog.files(job.kb_id)}
         for source in job.files:

@@ -40,8 +40,9 @@ class BaseRetriever(ABC):
         check_k(k)
         if not questions:
             return []
-        self._kb.refresh()
-        return self._search(list(questions), k, filters)
+        with self._kb.snapshot():  # the version refreshed to is the one searched, whatever commits meanwhile
+            self._kb.refresh()
+            return self._search(list(questions), k, filters)
 
     @abstractmethod
     def _search(self, questions: list[str], k: int, filters: Filters | None) -> list[list[Passage]]:

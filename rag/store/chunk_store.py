@@ -159,6 +159,12 @@ class ChunkStore(ManifestValues):
                 raise
             self._conn.execute("COMMIT")
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Nothing to hold: the indexes a reader searches are the loaded generation's, swapped whole, and chunk ids
+        are never reused, so a chunk a newer version removed is only missing from the results."""
+        yield
+
     # ---- manifest ------------------------------------------------------------------------------------
     def manifest(self) -> Manifest:
         try:

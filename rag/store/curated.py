@@ -18,8 +18,8 @@ import io
 import json
 import re
 import secrets
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -157,7 +157,7 @@ def clean_question(question: str, field_name: str = "question") -> str:
     """
     if not isinstance(question, str):
         raise InvalidCuratedAnswer(field_name, f"{field_name} must be text, not {type(question).__name__}")
-    text = " ".join(question.split())
+    text = " ".join(question.replace("\x00", "").split())
     if not text:
         raise InvalidCuratedAnswer(field_name, f"{field_name} is empty - write the question a customer asks")
     if len(text) > MAX_QUESTION_CHARS:
@@ -173,7 +173,7 @@ def clean_answer(answer: str) -> str:
     """The answer as written (line breaks kept; surrounding blank space removed), checked."""
     if not isinstance(answer, str):
         raise InvalidCuratedAnswer("answer", f"answer must be text, not {type(answer).__name__}")
-    text = answer.strip()
+    text = answer.replace("\x00", "").strip()
     if not text:
         raise InvalidCuratedAnswer("answer", "answer is empty - write the reply customers should get")
     if len(text) > MAX_ANSWER_CHARS:
@@ -197,7 +197,7 @@ def clean_phrasings(phrasings: Iterable[str], question: str = "") -> list[str]:
     for i, phrasing in enumerate(phrasings, start=1):
         if not isinstance(phrasing, str):
             raise InvalidCuratedAnswer("phrasings", f"phrasing {i} must be text, not {type(phrasing).__name__}")
-        text = " ".join(phrasing.split())
+        text = " ".join(phrasing.replace("\x00", "").split())
         if len(text) > MAX_PHRASING_CHARS:
             raise InvalidCuratedAnswer(
                 "phrasings", f"phrasing {i} has {len(text)} characters - keep each to {MAX_PHRASING_CHARS}"
@@ -477,9 +477,13 @@ class SQLCuratedAnswers:
         return to_csv(self.list())
 
     # ---- internals ---------------------------------------------------------------------------------------
-    def _write(self) -> AbstractContextManager[Any]:
-        """One write transaction (a writer in another process or server waits for it)."""
-        return self._conn.transaction()
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One write transaction; writers take turns (SQLite: BEGIN IMMEDIATE; PostgreSQL: the version row's lock,
+        taken first, so that each writer's checks see what the one before it committed)."""
+        with self._conn.transaction():
+            self._execute("UPDATE {meta} SET value = value WHERE key = 'version'")
+            yield
 
     def _execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
         return self._conn.execute(sql.format(answers=self._answers, meta=self._meta), params)

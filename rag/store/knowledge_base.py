@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from contextlib import AbstractContextManager
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rag.core.errors import EmbeddingModelMismatch, KnowledgeBaseCorrupt, KnowledgeBaseNotFound
+from rag.core.errors import EmbeddingModelMismatch, KnowledgeBaseCorrupt, KnowledgeBaseLocked, KnowledgeBaseNotFound
 from rag.core.types import Chunk, Document, Filters
 from rag.store.backend import ChunkRows, FolderBackend, KnowledgeBaseBackend, SearchParams, lexical_from_rows
 from rag.store.calibration import FusionCalibration
@@ -216,6 +218,11 @@ class KnowledgeBase:
         self.close()
 
     # ---- reading -------------------------------------------------------------------------------------
+    def snapshot(self) -> AbstractContextManager[None]:
+        """Reads on this thread see one committed version until the block ends (a retrieval: refresh, search,
+        chunks)."""
+        return self.store.snapshot()
+
     def document_hashes(self) -> dict[str, tuple[str, str]]:
         """doc_id -> (source, content_hash) for every document."""
         return self.store.document_hashes()
@@ -290,9 +297,23 @@ class KnowledgeBase:
         return None if filters is None or filters.is_empty() else self.allowed_ids(filters)
 
     # ---- writing -------------------------------------------------------------------------------------
-    def write_lock(self) -> AbstractContextManager[None]:
-        """Exclusive writer lock; a second ingest into the same knowledge base fails fast with a clear message."""
-        return self.backend.write_lock()
+    @contextmanager
+    def write_lock(self, wait: float = 0.0) -> Iterator[None]:
+        """Exclusive writer lock. A second writer fails at once with a clear message, or after waiting up to `wait`
+        seconds for the first (ingest jobs of servers sharing a database). Once held, the newest version is loaded:
+        a writer that committed meanwhile is built upon, not overwritten."""
+        deadline = time.monotonic() + wait
+        with ExitStack() as held:
+            while True:
+                try:
+                    held.enter_context(self.backend.write_lock())
+                    break
+                except KnowledgeBaseLocked:
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+            self.refresh()
+            yield
 
     def apply(self, changes: Changeset) -> None:
         """Apply deletions and upserts atomically (see module docstring)."""
@@ -316,11 +337,22 @@ class KnowledgeBase:
                     lexical = lexical_from_rows(store)
                     manifest = self._commit_generation(index, lexical, self.manifest.index_type)
             except BaseException:
-                # the in-memory exact index may hold half-applied changes: reload the committed one
-                self.index, self.lexical = self.backend.load(store, self.manifest, self._search)
-                self.backend.cleanup(keep=self.manifest.generation)
+                # the in-memory exact index may hold half-applied changes: reload the committed version
+                self._reload_committed()
                 raise
             self.index, self.lexical, self.manifest = index, lexical, manifest
+        self.backend.cleanup(keep=manifest.generation)
+
+    def _reload_committed(self) -> None:
+        """The indexes of the version committed now (after a change that failed half-way). If even that cannot be
+        read, the loaded ones stay and the change's own error is the one reported."""
+        try:
+            manifest = self.store.manifest()
+            self.index, self.lexical = self.backend.load(self.store, manifest, self._search)
+        except Exception:
+            log.warning("%s: the committed version could not be reloaded", self.location, exc_info=True)
+            return
+        self.manifest = manifest
         self.backend.cleanup(keep=manifest.generation)
 
     def remove_sources(self, sources: list[str]) -> int:
@@ -352,6 +384,11 @@ class KnowledgeBase:
     def _commit_generation(self, index: VectorIndex, lexical: LexicalIndex, kind: str) -> Manifest:
         """Make the next generation durable, then name it in the manifest (inside the open transaction)."""
         m = self.manifest
+        if self.store.generation() != m.generation:
+            raise KnowledgeBaseLocked(
+                f"{self.location} was changed by another writer since it was loaded - nothing was committed; run "
+                f"this again (writers hold `write_lock()`, which loads the newest version)"
+            )
         manifest = Manifest(m.embedding_model, m.dimension, kind, m.generation + 1)
         self.backend.save(manifest.generation, index, lexical)
         self.store.write_manifest(manifest)

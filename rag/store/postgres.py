@@ -19,6 +19,7 @@ Every database error is translated here: an unreachable server is `DatabaseUnava
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import zlib
@@ -30,9 +31,11 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from rag.core.errors import (
     ConfigurationError,
+    Conflict,
     DatabaseUnavailable,
     KnowledgeBaseCorrupt,
     KnowledgeBaseError,
@@ -46,6 +49,7 @@ from rag.store.lexical_index import LexicalIndex
 from rag.store.sql import Rows
 from rag.store.vector_index import IndexType, VectorIndex
 
+log = logging.getLogger("rag.store.postgres")
 _LOCK_NAMESPACE = 0x7261_6701  # advisory locks of this module: (namespace, kb number); 0 guards the schema
 _MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
 _BATCH = 1000
@@ -128,17 +132,25 @@ class PostgresStore:
             max_overflow=max_overflow,
             pool_timeout=pool_timeout,
             pool_pre_ping=True,  # a connection broken by a database restart is replaced, not handed out
-            connect_args={"connect_timeout": connect_timeout},
+            connect_args={
+                "connect_timeout": connect_timeout,
+                # a network partition without a reset must not hold a request (or a pooled connection) for minutes
+                "keepalives": 1,
+                "keepalives_idle": 10,
+                "keepalives_interval": 5,
+                "keepalives_count": 3,
+                "tcp_user_timeout": 30_000,
+            },
         )
         self.where = self.url.render_as_string(hide_password=True)
         try:
             with self.begin() as conn:
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, 0)"), {"ns": _LOCK_NAMESPACE})
+                self.lock_schema(conn)
                 for statement in _statements(_SCHEMA):
                     conn.execute(sa.text(statement))
         except KnowledgeBaseError as exc:
             self.engine.dispose()
-            if "vector" in str(exc):
+            if 'extension "vector"' in str(exc) or 'type "vector"' in str(exc):
                 raise ConfigurationError(
                     f"PostgreSQL at {self.where} cannot use the pgvector extension ({exc.__cause__}) - install "
                     f"pgvector 0.8 or later on the database server, and run `CREATE EXTENSION vector` there once as "
@@ -148,6 +160,11 @@ class PostgresStore:
         except BaseException:
             self.engine.dispose()
             raise
+
+    @staticmethod
+    def lock_schema(conn: Connection) -> None:
+        """Hold the schema lock until `conn`'s transaction ends: tables are created by one server at a time."""
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, 0)"), {"ns": _LOCK_NAMESPACE})
 
     def backend(self, kb_id: str) -> PostgresBackend:
         return PostgresBackend(self, kb_id)
@@ -171,7 +188,11 @@ class PostgresStore:
             number = _kb_number(conn, kb_id)
             if number is None:
                 return
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, :n)"), {"ns": _LOCK_NAMESPACE, "n": number})
+            locked = conn.execute(
+                sa.text("SELECT pg_try_advisory_xact_lock(:ns, :n)"), {"ns": _LOCK_NAMESPACE, "n": number}
+            ).scalar()
+            if not locked:
+                raise Conflict(f"Knowledge base {kb_id!r} is being written to (an ingest) - delete it once that ends")
             conn.execute(
                 sa.text(
                     f"DROP TABLE IF EXISTS rag_chunks_{number}, rag_documents_{number}, rag_curated_{number}, "
@@ -187,28 +208,28 @@ class PostgresStore:
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         """A pooled connection for reads (its implicit transaction is rolled back when it goes back)."""
-        with self._translated(), self.engine.connect() as conn:
+        with self.translated(), self.engine.connect() as conn:
             yield conn
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A pooled connection in a transaction, committed when the block ends without error."""
-        with self._translated(), self.engine.begin() as conn:
+        with self.translated(), self.engine.begin() as conn:
             yield conn
 
     @contextmanager
-    def _translated(self) -> Iterator[None]:
+    def translated(self) -> Iterator[None]:
         try:
             yield
-        except (OperationalError, InterfaceError) as exc:
+        except (OperationalError, InterfaceError, PoolTimeout) as exc:
+            log.warning("knowledge-base database %s unavailable: %s", self.where, exc)
             raise DatabaseUnavailable(
-                f"The knowledge-base database at {self.where} cannot be reached ({_reason(exc)}) - check that "
-                f"PostgreSQL is running and RAG_STORE_URL is right; requests are answered again once it is back"
+                f"The knowledge-base database cannot be reached or is busy ({_reason(exc)}) - check that PostgreSQL "
+                f"is running and RAG_STORE_URL is right (or raise RAG_STORE_POOL_SIZE); requests are answered again "
+                f"once it is back"
             ) from exc
         except DBAPIError as exc:
-            raise KnowledgeBaseError(
-                f"The knowledge-base database at {self.where} refused a query: {_reason(exc)}"
-            ) from exc
+            raise KnowledgeBaseError(f"The knowledge-base database refused a query: {_reason(exc)}") from exc
 
 
 # ---- one knowledge base ------------------------------------------------------------------------------------
@@ -247,12 +268,12 @@ class PostgresBackend:
     def build_index(
         self, rows: ChunkRows, kind: str, dimension: int, ids: np.ndarray, vectors: np.ndarray, search: SearchParams
     ) -> VectorIndex:
-        return PgVectorIndex(self.db, _rows(rows).chunks_table, dimension, search.ef_search)
+        return PgVectorIndex(_rows(rows), dimension, search.ef_search)
 
     def load(self, rows: ChunkRows, manifest: Manifest, search: SearchParams) -> tuple[VectorIndex, LexicalIndex]:
         if manifest.index_type != "hnsw":
             raise KnowledgeBaseCorrupt(f"{self.location}: unknown index type {manifest.index_type!r} in its manifest")
-        index = PgVectorIndex(self.db, _rows(rows).chunks_table, manifest.dimension, search.ef_search)
+        index = PgVectorIndex(_rows(rows), manifest.dimension, search.ef_search)
         return index, lexical_from_rows(rows)
 
     def save(self, generation: int, index: VectorIndex, lexical: LexicalIndex) -> None:
@@ -266,7 +287,8 @@ class PostgresBackend:
         """An advisory lock on a connection held for the writer's whole run (freed if it dies)."""
         with self.db.connect() as conn:
             number = _kb_number(conn, self.kb_id)
-            key = {"ns": _LOCK_NAMESPACE, "n": number if number is not None else zlib.crc32(self.kb_id.encode())}
+            fallback = zlib.crc32(self.kb_id.encode()) & 0x7FFFFFFF  # an int4, as pg_try_advisory_lock(int, int) takes
+            key = {"ns": _LOCK_NAMESPACE, "n": number if number is not None else fallback}
             conn.commit()
             if not conn.execute(sa.text("SELECT pg_try_advisory_lock(:ns, :n)"), key).scalar():
                 raise KnowledgeBaseLocked(
@@ -310,7 +332,24 @@ class PostgresChunkRows(ManifestValues):
                 self._local.conn = None
 
     @contextmanager
-    def _conn(self) -> Iterator[Connection]:
+    def snapshot(self) -> Iterator[None]:
+        """Every read on this thread, until the block ends, sees one committed version (REPEATABLE READ): a
+        search, its chunks and the BM25 rebuilt for a newer version all agree, whatever commits meanwhile."""
+        if getattr(self._local, "conn", None) is not None:  # inside a transaction or a snapshot already
+            yield
+            return
+        with self.db.connect() as conn:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with self.db.translated(), conn.begin():
+                self._local.conn = conn
+                try:
+                    yield
+                finally:
+                    self._local.conn = None
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """This thread's transaction or snapshot, else a pooled connection."""
         open_transaction = getattr(self._local, "conn", None)
         if open_transaction is not None:
             yield open_transaction
@@ -320,7 +359,7 @@ class PostgresChunkRows(ManifestValues):
 
     def _all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Any]:
         """The rows of `sql`, whose {d} and {c} name this knowledge base's documents and chunks tables."""
-        with self._conn() as conn:
+        with self.reading() as conn:
             result = conn.execute(sa.text(sql.format(d=self.documents_table, c=self.chunks_table)), params or {})
             return list(result) if result.returns_rows else []
 
@@ -345,7 +384,7 @@ class PostgresChunkRows(ManifestValues):
         return None if value is None else int(value)
 
     def write_manifest(self, m: Manifest) -> None:
-        with self._conn() as conn:
+        with self.reading() as conn:
             if conn.execute(sa.text("SELECT to_regclass(:t)"), {"t": self.chunks_table}).scalar() is None:
                 self._create_tables(conn, m.dimension)
         self.write_manifest_values(m)
@@ -426,7 +465,7 @@ class PostgresChunkRows(ManifestValues):
 
     def retokenize(self) -> None:
         rows = [{"lexical": " ".join(chunk_lexical_tokens(c)), "id": c.id} for c in self.all_chunks()]
-        with self._conn() as conn:
+        with self.reading() as conn:
             if rows:
                 conn.execute(sa.text(f"UPDATE {self.chunks_table} SET lexical = :lexical WHERE id = :id"), rows)
         self.set_lexical_version()
@@ -477,22 +516,25 @@ class PostgresChunkRows(ManifestValues):
         return max(int(top) + 1, int(stored) if stored else 1)
 
     def insert_document(self, doc: Document, content_hash: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
-        with self._conn() as conn:
+        with self.reading() as conn:
             conn.execute(
                 sa.text(
                     f"INSERT INTO {self.documents_table} VALUES (:doc_id, :source, :key, :title, :url, "
                     f"CAST(:metadata AS jsonb), :hash, :count, :at)"
                 ),
                 {
-                    "doc_id": doc.doc_id,
-                    "source": doc.source,
-                    "key": doc.key,
-                    "title": doc.title,
-                    "url": doc.url,
-                    "metadata": json.dumps(doc.metadata, ensure_ascii=False, default=str),
-                    "hash": content_hash,
-                    "count": len(chunks),
-                    "at": time.time(),
+                    k: without_nul(v)
+                    for k, v in {
+                        "doc_id": doc.doc_id,
+                        "source": doc.source,
+                        "key": doc.key,
+                        "title": doc.title,
+                        "url": doc.url,
+                        "metadata": json.dumps(doc.metadata, ensure_ascii=False, default=str),
+                        "hash": content_hash,
+                        "count": len(chunks),
+                        "at": time.time(),
+                    }.items()
                 },
             )
             rows = [_chunk_params(chunk, vector) for chunk, vector in zip(chunks, vectors, strict=True)]
@@ -516,12 +558,12 @@ class PgVectorIndex:
     kind = "hnsw"
     updatable = True  # the rows are the index: adding and removing happen with them
 
-    def __init__(self, db: PostgresStore, table: str, dimension: int, ef_search: int = 128):
-        self.db, self.table, self.dimension, self.ef_search = db, table, dimension, ef_search
+    def __init__(self, rows: PostgresChunkRows, dimension: int, ef_search: int = 128):
+        self.rows, self.table, self.dimension, self.ef_search = rows, rows.chunks_table, dimension, ef_search
 
     @property
     def size(self) -> int:
-        with self.db.connect() as conn:
+        with self.rows.reading() as conn:
             return int(conn.execute(sa.text(f"SELECT count(*) FROM {self.table}")).scalar() or 0)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -546,7 +588,7 @@ class PgVectorIndex:
             f"SELECT id, -(embedding <#> CAST(:q AS vector)) FROM {self.table} {where} "
             f"ORDER BY embedding <#> CAST(:q AS vector) LIMIT :k"
         )
-        with self.db.begin() as conn:
+        with self.rows.reading() as conn:  # in the reader's snapshot when it has one
             ef = min(max(self.ef_search, k), _MAX_EF_SEARCH)
             conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {int(ef)}"))
             if allowed_ids is not None:  # keep scanning the graph until k allowed rows are found
@@ -572,7 +614,7 @@ class PostgresConnection:
     def transaction(self) -> Iterator[PostgresConnection]:
         with self.db.begin() as conn:
             if not self._schema_locked:  # the first transaction creates the tables: one server at a time
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, 0)"), {"ns": _LOCK_NAMESPACE})
+                self.db.lock_schema(conn)
                 self._schema_locked = True
             self._local.conn = conn
             try:
@@ -592,7 +634,9 @@ class PostgresConnection:
 
 
 def _run(conn: Connection, sql: str, params: Sequence[object]) -> Rows:
-    result = conn.exec_driver_sql(sql.replace("?", "%s"), tuple(params))
+    # psycopg's placeholders are %s, so a literal % must be doubled; the SQL written for rag.store.sql holds no `?`
+    # inside a string literal
+    result = conn.exec_driver_sql(sql.replace("%", "%%").replace("?", "%s"), tuple(params))
     return Rows(result.fetchall() if result.returns_rows else [], result.rowcount)
 
 
@@ -618,7 +662,19 @@ def allowed_where(filters: Filters) -> tuple[list[str], dict[str, Any]]:
     return clauses, params
 
 
+def without_nul(value: Any) -> Any:
+    """Text as PostgreSQL can store it: NUL (which no text column or JSON value there may hold) becomes U+FFFD,
+    in strings and in the strings of JSON text alike."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd").replace("\\u0000", "\\ufffd")
+    return value
+
+
 def _chunk_params(chunk: Chunk, vector: np.ndarray) -> dict[str, Any]:
+    return {k: without_nul(v) for k, v in _chunk_values(chunk, vector).items()}
+
+
+def _chunk_values(chunk: Chunk, vector: np.ndarray) -> dict[str, Any]:
     return {
         "id": chunk.id,
         "doc_id": chunk.doc_id,
@@ -676,8 +732,10 @@ def _batches(items: Sequence[Any], size: int = _BATCH) -> Iterator[Sequence[Any]
 def _checked_url(url: str) -> URL:
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise ConfigurationError(f"RAG_STORE_URL {url!r} is not a database URL - e.g. {URL_EXAMPLE}") from exc
+    except (ArgumentError, ValueError):
+        shown = url.split("@", 1)[1] if "@" in url else url  # never a user or password in a message
+        shown = f"...@{shown}" if "@" in url else shown
+        raise ConfigurationError(f"RAG_STORE_URL {shown!r} is not a database URL - e.g. {URL_EXAMPLE}") from None
     if parsed.get_backend_name() != "postgresql":
         raise ConfigurationError(
             f"RAG_STORE_URL must name a PostgreSQL database (with the pgvector extension), not "
@@ -694,5 +752,7 @@ def _checked_url(url: str) -> URL:
     return parsed
 
 
-def _reason(exc: DBAPIError) -> str:
-    return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+def _reason(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -58,8 +57,8 @@ class PostgresCatalog:
         self.single = single_kb is not None
         self._single_id = single_kb
         self._db = CatalogDatabase(PostgresConnection(store), shared=True)
-        self._lock = threading.Lock()
         with store.begin() as conn:
+            store.lock_schema(conn)  # servers starting together create the tables one at a time
             for statement in (s.strip() for s in _SCHEMA.split(";")):
                 conn.execute(sa.text(statement))
 
@@ -124,25 +123,31 @@ class PostgresCatalog:
         language: str | None = None,
         settings: Mapping[str, Any] | None = None,
     ) -> KnowledgeBaseInfo:
-        with self._lock:
-            info = changed_info(self.get_kb(kb_id), name, language, settings)
-            with self.kb_store.begin() as conn:
+        info = changed_info(self.get_kb(kb_id), name, language, settings)
+        with self.kb_store.begin() as conn:
+            if self.single:  # the served knowledge base may have no row yet
                 conn.execute(
                     sa.text(
                         "INSERT INTO rag_catalog_kbs VALUES (:id, :name, :language, CAST(:settings AS jsonb), :at) "
-                        "ON CONFLICT (kb_id) DO UPDATE SET name = excluded.name, language = excluded.language, "
-                        "settings = excluded.settings"
+                        "ON CONFLICT (kb_id) DO NOTHING"
                     ),
                     _params(info),
                 )
+            changes = {"name": name, "language": language, "settings": settings}
+            given = [field for field, value in changes.items() if value is not None]
+            if given:  # only what this request changes: another server may be changing the rest
+                sets = ", ".join(f"{f} = CAST(:settings AS jsonb)" if f == "settings" else f"{f} = :{f}" for f in given)
+                updated = conn.execute(sa.text(f"UPDATE rag_catalog_kbs SET {sets} WHERE kb_id = :id"), _params(info))
+                if updated.rowcount == 0:
+                    raise NotFound(f"No knowledge base {kb_id!r} - it was deleted meanwhile")
         return info
 
     def delete_kb(self, kb_id: str) -> None:
         if self.single:
             raise Conflict("This server serves one knowledge base (--kb DIR); it cannot be deleted here")
         self.get_kb(kb_id)
-        self._db.forget_kb(kb_id)  # its keys first: none may reach a new knowledge base of the same id
-        self.kb_store.drop(kb_id)
+        self.kb_store.drop(kb_id)  # first: refused (Conflict) while an ingest writes to it, and nothing is lost
+        self._db.forget_kb(kb_id)  # then its keys: none may reach a new knowledge base of the same id
         with self.kb_store.begin() as conn:
             conn.execute(sa.text("DELETE FROM rag_catalog_blobs WHERE kb_id = :id"), {"id": kb_id})
             conn.execute(sa.text("DELETE FROM rag_catalog_kbs WHERE kb_id = :id"), {"id": kb_id})

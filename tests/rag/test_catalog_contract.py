@@ -198,3 +198,59 @@ def test_dropping_a_knowledge_base_removes_its_curated_answers(pg_store):
         assert fresh.list() == [] and fresh.version() == 0
     finally:
         fresh.close()
+
+
+def test_two_servers_adding_the_same_curated_question_at_once_keep_one(two_curated):
+    import threading
+
+    one, other = two_curated
+    for round_ in range(5):
+        question = f"Do you ship to region {round_}?"
+        outcomes: list[str] = []
+        threads = [
+            threading.Thread(target=_add, args=(store, question, f"Answer {i}", outcomes))
+            for i, store in enumerate((one, other))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(outcomes) == ["added", "duplicate"]
+    assert len(one.list()) == 5 and one.version() == 5
+
+
+def _add(store, question: str, answer: str, outcomes: list[str]) -> None:
+    from rag.store.curated import DuplicateCuratedAnswer
+
+    try:
+        store.add(question, answer)
+        outcomes.append("added")
+    except DuplicateCuratedAnswer:
+        outcomes.append("duplicate")
+
+
+def test_a_full_pool_answers_database_unavailable_and_sql_may_hold_a_percent_sign(pg_store):
+    from rag.core.errors import DatabaseUnavailable
+    from rag.store.postgres import PostgresConnection, PostgresStore
+
+    small = PostgresStore(
+        pg_store.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0, pool_timeout=0.5
+    )
+    try:
+        with small.connect():
+            with pytest.raises(DatabaseUnavailable, match="RAG_STORE_POOL_SIZE"):
+                small.kb_ids()
+        assert PostgresConnection(small).execute("SELECT '50%', ?", (1,)).fetchall() == [("50%", 1)]
+    finally:
+        small.close()
+
+
+def test_a_malformed_store_url_is_refused_without_showing_its_password():
+    from rag.core.errors import ConfigurationError
+    from rag.store.postgres import PostgresStore
+
+    with pytest.raises(ConfigurationError) as refused:
+        PostgresStore("postgresql+psycopg//rag:s3cret@db/rag")
+    assert "s3cret" not in str(refused.value)
+    with pytest.raises(ConfigurationError, match="PostgreSQL"):
+        PostgresStore("sqlite:///kb.db")

