@@ -126,11 +126,13 @@ class JobRunner:
     def recover(self) -> list[Job]:
         """Mark the jobs a stopped server left queued or running as failed (and their files): at start, and (with
         a shared catalog) whenever another server's jobs have gone unrefreshed for STALE_AFTER."""
-        jobs = self.catalog.db.abandoned_jobs(STALE_AFTER)
-        for job in jobs:
+        jobs = []
+        for job in self.catalog.db.abandoned_jobs(STALE_AFTER):
             reason = INTERRUPTED.format(state=job.state)
+            if not self.catalog.db.fail_abandoned(job.id, reason, STALE_AFTER):
+                continue  # its server refreshed or finished it meanwhile
             job.state, job.error, job.finished_at = "failed", reason, datetime.now(UTC)
-            self.catalog.db.save_job(job)
+            jobs.append(job)
             if job.kind != "delete":
                 for name in job.files:
                     self.catalog.set_file_state(job.kb_id, name, "failed", reason)

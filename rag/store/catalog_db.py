@@ -267,6 +267,20 @@ class CatalogDatabase:
             )
         return [_job(r) for r in rows]
 
+    def fail_abandoned(self, job_id: str, reason: str, stale_after: timedelta) -> bool:
+        """Mark a job failed if it is still abandoned (see `abandoned_jobs`), in one statement: a server that
+        refreshes or finishes it at the same moment wins. Whether it was marked."""
+        now = datetime.now(UTC)
+        cutoff = (now - stale_after).isoformat() if self.shared else "9999"
+        with self._transaction() as conn:
+            marked = conn.execute(
+                "UPDATE jobs SET state = 'failed', error = ?, finished_at = ?, runner = ?, seen_at = ? "
+                "WHERE id = ? AND state IN ('queued', 'running') AND coalesce(runner, '') != ? "
+                "AND coalesce(seen_at, '') < ?",
+                (reason, now.isoformat(), self.runner, now.isoformat(), job_id, self.runner, cutoff),
+            )
+            return marked.rowcount > 0
+
     def touch_jobs(self) -> None:
         """Tell other servers that this one still holds its unfinished jobs."""
         with self._transaction() as conn:
