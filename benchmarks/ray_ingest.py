@@ -139,17 +139,13 @@ def _compare(local: Path, distributed: Path) -> dict:
         return {"same_chunks": True, "max_vector_diff": float(np.abs(a.vectors(ids) - b.vectors(ids)).max())}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--passages", type=int, default=1000, help="passages (files) in the corpus")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Ray worker nodes, one CPU each")
-    args = parser.parse_args()
+def measure_and_print(passages: int, workers: Sequence[int]) -> None:
+    """Write the corpus, run `ray_ingest_table` on it and print the table."""
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-
     with tempfile.TemporaryDirectory(prefix="rag-bench-corpus-") as tmp:
-        corpus = write_corpus(Path(tmp) / "corpus", args.passages)
+        corpus = write_corpus(Path(tmp) / "corpus", passages)
         files = sum(1 for p in corpus.rglob("*") if p.is_file())
-        rows = ray_ingest_table(corpus, args.workers)
+        rows = ray_ingest_table(corpus, workers)
     local = rows[0]["seconds"]
     print(f"corpus: {files} files, {rows[0]['chunks']} chunks   machine: {os.cpu_count()} CPUs")
     print(
@@ -157,14 +153,22 @@ def main() -> None:
         f"{'same chunks':>11} {'max |dv|':>9}"
     )
     for row in rows:
-        workers = "-" if row["workers"] is None else str(row["workers"])
+        shown = "-" if row["workers"] is None else str(row["workers"])
         up = "-" if row["cluster_start_s"] is None else f"{row['cluster_start_s']:.1f}s"
         diff = "-" if row["max_vector_diff"] is None else f"{row['max_vector_diff']:.1e}"
         print(
-            f"{row['method']:<30} {workers:>7} {row['seconds']:>8.2f} {row['chunks_per_s']:>9.1f} "
+            f"{row['method']:<30} {shown:>7} {row['seconds']:>8.2f} {row['chunks_per_s']:>9.1f} "
             f"{local / row['seconds']:>8.2f} {up:>10} {'yes' if row['same_chunks'] else 'NO':>11} {diff:>9}"
         )
     print(f"load average before the run (1, 5, 15 min; other work on this machine): {load}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--passages", type=int, default=1000, help="passages (files) in the corpus")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Ray worker nodes, one CPU each")
+    args = parser.parse_args()
+    measure_and_print(args.passages, args.workers)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 rag ingest PATH... [--kb DIR]          build or update a knowledge base (exit 1 when some files failed)
 rag ingest PATH... --kb-root R --kb-id ID   ... one of several knowledge bases in a root folder
+rag ingest PATH... --ray auto|ADDRESS  ... loading, chunking and embedding on a Ray cluster (the `ray` extra)
 rag ask "QUESTION" [--kb DIR] [--json] a grounded, cited answer (or a handoff), as /chat gives it
 rag serve [--kb DIR | --kb-root R]     the HTTP API (POST /chat, /api/kbs..., GET /health, docs at /docs)
 rag kb create|list|delete|key ...      knowledge bases in a root folder (RAG_KB_ROOT), as /api/kbs manages them
@@ -9,6 +10,9 @@ rag eval DATASET_DIR [--k 10]          retrieval (and, with answers.jsonl, answe
 rag eval QUESTIONS.jsonl [--docs DIR]  customer questions: right / wrongly declined / wrongly answered per language
 rag report [--since DATE] [--html F]   how the bot performs: rates, feedback, latency, unanswered questions
 rag info [--kb DIR]                    what a knowledge base holds
+
+With RAG_STORE_URL (PostgreSQL + pgvector) a knowledge base is named by its id (`--kb support`: the folder's name)
+and kept in that database, shared by every `rag serve` on it.
 """
 
 from __future__ import annotations
