@@ -15,9 +15,10 @@ Queries: real questions of the same corpora, spread evenly over them, embedded w
 at a time on one thread, as a server answers, without embedding the question, after a warm-up with other questions.
 Memory: a FAISS index's serialised bytes (`write_index`); pgvector's `pg_relation_size` of its HNSW index (the table,
 which holds the vectors again, is noted apart). recall@10: overlap with FAISS flat's exact top 10.
-FAISS flat and HNSW are the product's `FaissVectorIndex` with its default settings. The product has no IVF-PQ yet:
-it is built here from faiss factory strings (`ivfpq_configs`: 4-bit fast-scan PQ whose candidates `IndexRefine`
-re-ranks on float16 vectors, and a half-memory variant re-ranking on 8-bit ones), at the product's nprobe.
+FAISS flat and HNSW are the product's `FaissVectorIndex` with its default settings. IVF-PQ is built here from faiss
+factory strings (`ivfpq_configs`: 4-bit fast-scan PQ whose candidates `IndexRefine` re-ranks on float16 vectors, at
+k_factor 32 and 64, which the product's `ivfpq` index type then adopted with k_factor 64; and a half-memory variant
+re-ranking on 8-bit ones, not offered), at the product's nprobe.
 pgvector: a throwaway PostgreSQL started by this script (tests/postgres.py), restarted once with shared buffers big
 enough for the index as a deployment would set them, loaded with binary COPY, indexed by one CREATE INDEX (at most
 one parallel worker besides the leader: 2 cores), searched through the product's `PgVectorIndex.search` (SQL round trip

@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="add or update documents in the knowledge base")
     p.add_argument("paths", nargs="+", type=Path, help="files or folders")
     common(p)
-    p.add_argument("--index", choices=["flat", "hnsw", "ivf"], help="vector index type (default flat = exact)")
+    p.add_argument("--index", choices=["flat", "hnsw", "ivf", "ivfpq"], help="vector index type (default flat = exact)")
     p.add_argument("--chunk-tokens", type=int, help="maximum tokens per chunk (default 300)")
     p.add_argument("--chunk-overlap", type=int, help="overlap tokens between chunks (default 30)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")

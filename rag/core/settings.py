@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(300, gt=16, description="Maximum tokens per chunk (tiktoken).")
     chunk_overlap: int = Field(30, ge=0, description="Tokens of trailing context repeated in the next chunk.")
 
-    index_type: Literal["flat", "hnsw", "ivf"] = "flat"
+    index_type: Literal["flat", "hnsw", "ivf", "ivfpq"] = "flat"
     hnsw_m: int = Field(32, gt=1)
     hnsw_ef_search: int = Field(128, gt=0)
     ivf_nprobe: int = Field(16, gt=0)

@@ -186,6 +186,6 @@ def lexical_from_rows(rows: ChunkRows) -> BM25Index:
 
 
 def faiss_index_type(kind: str) -> IndexType:
-    if kind not in ("flat", "hnsw", "ivf"):
+    if kind not in ("flat", "hnsw", "ivf", "ivfpq"):
         raise KnowledgeBaseCorrupt(f"unknown index type {kind!r} in the manifest - re-ingest into a new --kb directory")
     return cast(IndexType, kind)

@@ -127,7 +127,7 @@ def test_filters_by_source_prefix_and_metadata(docs, embedder, settings):
         assert retriever.retrieve("x", k=5, filters=Filters(metadata={"lang": "fr"})) == []
 
 
-@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+@pytest.mark.parametrize("kind", ["hnsw", "ivf", "ivfpq"])
 def test_approximate_indexes_answer_like_exact(tmp_path, monkeypatch, embedder, kind):
     from rag.core.settings import Settings
 
