@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import StaticPool
 
 from rag.conversations.store import (
@@ -52,6 +53,7 @@ from rag.conversations.store import (
     StoredMessage,
 )
 from rag.core.errors import ConfigurationError, Conflict, DatabaseUnavailable, MessageNotFound, NotFound
+from rag.store.postgres import connect_args, error_reason
 
 _URL_EXAMPLES = "sqlite:///data/conversations.db or postgresql+psycopg://user:password@host:5432/dbname"
 
@@ -206,7 +208,7 @@ class SQLAlchemyConversationStore:
         except DBAPIError as exc:
             self._engine.dispose()
             raise ConfigurationError(
-                f"Cannot use the conversation database {self._shown} (RAG_DATABASE_URL): {_reason(exc)} - check "
+                f"Cannot use the conversation database {self._shown} (RAG_DATABASE_URL): {error_reason(exc)} - check "
                 f"that the server is running and that the URL's host, port, database, user and password are right"
             ) from exc
 
@@ -568,9 +570,9 @@ class SQLAlchemyConversationStore:
         try:
             with self._lock, self._engine.begin() as conn:
                 yield conn
-        except OperationalError as exc:
+        except (OperationalError, PoolTimeout) as exc:  # down, or every pooled connection busy
             raise DatabaseUnavailable(
-                f"The conversation database {self._shown} is unavailable: {_reason(exc)} - check the server "
+                f"The conversation database {self._shown} is unavailable: {error_reason(exc)} - check the server "
                 f"RAG_DATABASE_URL names"
             ) from exc
 
@@ -608,6 +610,7 @@ def _engine(url: str) -> tuple[Engine, str]:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
     else:
         options["pool_pre_ping"] = True  # a restarted server or an idle-closing proxy drops pooled connections
+        options["connect_args"] = connect_args()  # an unreachable server answers 503 quickly, never hangs
     try:
         engine = sa.create_engine(parsed, **options)
     except (NoSuchModuleError, ImportError) as exc:
@@ -650,10 +653,6 @@ def _utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{value!r} has no time zone - pass an aware datetime, e.g. datetime.now(timezone.utc)")
     return value.astimezone(UTC)
-
-
-def _reason(exc: DBAPIError) -> str:
-    return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
 
 
 def _add_missing_columns(conn: sa.Connection) -> None:

@@ -108,6 +108,20 @@ CREATE INDEX IF NOT EXISTS {chunks}_hnsw ON {chunks} USING hnsw (embedding vecto
 """
 
 
+def connect_args(connect_timeout: int = 5) -> dict[str, int]:
+    """psycopg connection options for a server that must answer 503 quickly rather than hang: a bounded connect, and
+    TCP keepalives so that a network partition without a reset does not hold a request (or a pooled connection) for
+    the kernel's many minutes of retransmissions."""
+    return {
+        "connect_timeout": connect_timeout,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 30_000,
+    }
+
+
 # ---- the database -----------------------------------------------------------------------------------------
 class PostgresStore:
     """One PostgreSQL database holding any number of knowledge bases: `PostgresStore(url)`, then
@@ -132,15 +146,7 @@ class PostgresStore:
             max_overflow=max_overflow,
             pool_timeout=pool_timeout,
             pool_pre_ping=True,  # a connection broken by a database restart is replaced, not handed out
-            connect_args={
-                "connect_timeout": connect_timeout,
-                # a network partition without a reset must not hold a request (or a pooled connection) for minutes
-                "keepalives": 1,
-                "keepalives_idle": 10,
-                "keepalives_interval": 5,
-                "keepalives_count": 3,
-                "tcp_user_timeout": 30_000,
-            },
+            connect_args=connect_args(connect_timeout),
         )
         self.where = self.url.render_as_string(hide_password=True)
         try:
@@ -224,12 +230,12 @@ class PostgresStore:
         except (OperationalError, InterfaceError, PoolTimeout) as exc:
             log.warning("knowledge-base database %s unavailable: %s", self.where, exc)
             raise DatabaseUnavailable(
-                f"The knowledge-base database cannot be reached or is busy ({_reason(exc)}) - check that PostgreSQL "
-                f"is running and RAG_STORE_URL is right (or raise RAG_STORE_POOL_SIZE); requests are answered again "
-                f"once it is back"
+                f"The knowledge-base database cannot be reached or is busy ({error_reason(exc)}) - check that "
+                f"PostgreSQL is running and RAG_STORE_URL is right (or raise RAG_STORE_POOL_SIZE); requests are "
+                f"answered again once it is back"
             ) from exc
         except DBAPIError as exc:
-            raise KnowledgeBaseError(f"The knowledge-base database refused a query: {_reason(exc)}") from exc
+            raise KnowledgeBaseError(f"The knowledge-base database refused a query: {error_reason(exc)}") from exc
 
 
 # ---- one knowledge base ------------------------------------------------------------------------------------
@@ -752,7 +758,8 @@ def _checked_url(url: str) -> URL:
     return parsed
 
 
-def _reason(exc: Exception) -> str:
+def error_reason(exc: Exception) -> str:
+    """The first line of a database error, without SQLAlchemy's decoration."""
     orig = getattr(exc, "orig", None)
     text = str(orig if orig is not None else exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
