@@ -177,7 +177,7 @@ class FolderBackend:
             handle.close()
 
     def close(self) -> None:
-        pass
+        """Nothing to close: a folder holds no connection (its rows' store is closed by the knowledge base)."""
 
 
 def lexical_from_rows(rows: ChunkRows) -> BM25Index:

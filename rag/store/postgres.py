@@ -311,7 +311,7 @@ class PostgresBackend:
                     conn.invalidate()  # the lock went with the connection
 
     def close(self) -> None:
-        pass  # the pool is the PostgresStore's
+        """Nothing of its own to close: the connections are the PostgresStore's pool, closed with it."""
 
 
 class PostgresChunkRows(ManifestValues):
@@ -324,18 +324,23 @@ class PostgresChunkRows(ManifestValues):
         self._local = threading.local()
 
     def close(self) -> None:
-        pass  # connections belong to the pool
+        """Nothing of its own to close: the connections are the PostgresStore's pool, closed with it."""
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         if getattr(self._local, "conn", None) is not None:
             raise KnowledgeBaseError(f"{self.location}: a transaction is already open on this thread")
-        with self.db.begin() as conn:
-            self._local.conn = conn
-            try:
-                yield
-            finally:
-                self._local.conn = None
+        with self.db.begin() as conn, self._bound(conn):
+            yield
+
+    @contextmanager
+    def _bound(self, conn: Connection) -> Iterator[None]:
+        """`conn` serves every read and write of this thread until the block ends."""
+        self._local.conn = conn
+        try:
+            yield
+        finally:
+            self._local.conn = None
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -346,12 +351,8 @@ class PostgresChunkRows(ManifestValues):
             return
         with self.db.connect() as conn:
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            with self.db.translated(), conn.begin():
-                self._local.conn = conn
-                try:
-                    yield
-                finally:
-                    self._local.conn = None
+            with self.db.translated(), conn.begin(), self._bound(conn):
+                yield
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
@@ -636,7 +637,7 @@ class PostgresConnection:
             return _run(own, sql, params)
 
     def close(self) -> None:
-        pass  # the pool is the PostgresStore's
+        """Nothing of its own to close: the connections are the PostgresStore's pool, closed with it."""
 
 
 def _run(conn: Connection, sql: str, params: Sequence[object]) -> Rows:

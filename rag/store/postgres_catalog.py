@@ -29,6 +29,7 @@ from rag.store.catalog_db import CatalogDatabase, FileState, StoredFile
 from rag.store.curated import SQLCuratedAnswers
 from rag.store.knowledge_base import KnowledgeBase, Where
 from rag.store.postgres import PostgresConnection, PostgresStore
+from rag.store.sql import run_script
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rag_catalog_kbs (
@@ -57,10 +58,9 @@ class PostgresCatalog:
         self.single = single_kb is not None
         self._single_id = single_kb
         self._db = CatalogDatabase(PostgresConnection(store), shared=True)
-        with store.begin() as conn:
-            store.lock_schema(conn)  # servers starting together create the tables one at a time
-            for statement in (s.strip() for s in _SCHEMA.split(";")):
-                conn.execute(sa.text(statement))
+        schema = PostgresConnection(store)  # its first transaction holds the schema lock: one server at a time
+        with schema.transaction():
+            run_script(schema, _SCHEMA)
 
     @property
     def db(self) -> CatalogDatabase:
