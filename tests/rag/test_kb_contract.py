@@ -292,15 +292,17 @@ def test_a_writer_that_did_not_take_the_lock_cannot_overwrite_a_newer_version(pl
 def test_a_waiting_writer_gets_the_lock_when_the_first_lets_go(place):
     where = place()
     with new_kb(where) as first, KnowledgeBase.open(where) as second:
-        released = threading.Event()
+        holding, released = threading.Event(), threading.Event()
 
         def hold() -> None:
             with first.write_lock():
+                holding.set()
                 released.wait(10)
 
         holder = threading.Thread(target=hold)
         holder.start()
         try:
+            assert holding.wait(10)  # the first writer holds the lock before the second asks for it
             threading.Timer(0.5, released.set).start()
             started = time.monotonic()
             with second.write_lock(wait=30):
