@@ -107,13 +107,17 @@ def create_retriever(kind: str, kb: KnowledgeBase, embedder: Embedder | None, se
     raise ValueError(f"retriever must be one of dense, bm25, hybrid. Currently, the retriever is {kind!r}")
 
 
-def create_generator(settings: Settings) -> Generator:
+def create_generator(settings: Settings, embedder: Embedder | None = None) -> Generator:
     """The generator the settings ask for (`RAG_GENERATOR`, default: decided by what is configured)."""
     kind = settings.resolved_generator()
     if kind == "extractive":
         from rag.generation.extractive import ExtractiveGenerator
 
-        return ExtractiveGenerator(max_sentences=settings.extractive_max_sentences)
+        return ExtractiveGenerator(
+            max_sentences=settings.extractive_max_sentences,
+            embedder=embedder,
+            dense_languages=tuple(settings.dense_languages),
+        )
     if kind == "openai":
         from rag.generation.openai_compatible import OpenAIGenerator
 
@@ -154,11 +158,14 @@ def create_chat_service(
     kb_id: str = "",
     curated: CuratedMatcher | None = None,
     default_language: str | None = None,
+    embedder: Embedder | None = None,
 ) -> ChatService:
+    """`embedder`: the knowledge base's embedding model, which the extractive generator also uses to weigh
+    sentences by meaning (none: by words only)."""
     return ChatService(
         settings,
         retriever,
-        create_generator(settings),
+        create_generator(settings, embedder),
         get_encoding(settings.tokenizer_encoding),
         store=store,
         on_handoff=on_handoff,
@@ -259,6 +266,7 @@ class KnowledgeBases:
                     kb_id=kb_id,
                     curated=matcher,
                     default_language=None if language == "auto" else language,
+                    embedder=self.embedder,
                 )
             return served.chat
 

@@ -1,0 +1,51 @@
+"""The extractive generator weighing sentences by meaning, with the real bundled embedding model."""
+
+from __future__ import annotations
+
+from rag.generation.extractive import ExtractiveGenerator
+from tests.rag.test_extractive import p
+
+
+class CountingEmbedder:
+    """The real model, counting the texts it is asked to embed."""
+
+    def __init__(self, model):
+        self.model = model
+        self.name = model.name
+        self.dimension = model.dimension
+        self.embedded: list[str] = []
+
+    def embed(self, texts):
+        self.embedded.extend(texts)
+        return self.model.embed(texts)
+
+
+SHIPPING = p(
+    "Standard shipping costs $5.95 and arrives in 3-5 business days. "
+    "It is free on orders of $50 or more, counted before sales tax."
+)
+BILLING = p("We charge your payment method only when the order ships. Your cart is saved for 30 days.", score=0.6)
+
+
+def test_sentences_are_weighed_by_meaning_when_words_do_not_match(embedder):
+    """The customer's words ("cart", "30", "charge") match the wrong sentence; the meaning matches the price."""
+    question = "My cart is only about $30, how much will you charge me to ship it the normal way?"
+    by_words = "".join(ExtractiveGenerator(max_sentences=1).compose(question, [SHIPPING, BILLING], "en"))
+    by_meaning = "".join(
+        ExtractiveGenerator(max_sentences=1, embedder=embedder).compose(question, [SHIPPING, BILLING], "en")
+    )
+    assert by_words == "Your cart is saved for 30 days. [2]"
+    assert by_meaning == "Standard shipping costs $5.95 and arrives in 3-5 business days. [1]"
+
+
+def test_sentence_vectors_are_kept_between_questions_and_other_languages_use_words_only(embedder):
+    counting = CountingEmbedder(embedder)
+    generator = ExtractiveGenerator(embedder=counting)
+    generator.compose("When is my card charged?", [SHIPPING, BILLING], "en")
+    first = len(counting.embedded)
+    assert first == 5  # the question and the four sentences
+    generator.compose("When is my card charged?", [BILLING, SHIPPING], "en")
+    assert len(counting.embedded) == first  # all known
+    zh = p("订单发货时才会扣款。退款在检验后5至7个工作日内到账。")
+    assert "发货时" in "".join(generator.compose("什么时候扣款？", [zh], "zh"))
+    assert len(counting.embedded) == first  # the model does not cover Chinese: not asked
