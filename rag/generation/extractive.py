@@ -136,7 +136,9 @@ class ExtractiveGenerator:
         idf = self._idf(candidates)
         unseen = self._unseen_idf(len(candidates))
         weight = _term_weights(own, terms(question) - own, idf, unseen)
-        meaning = self._meaning(question, candidates, language)
+        # a follow-up's sentences are judged on the customer's own words as much as on the standalone rewrite
+        wordings = [question] + ([own_words] if own_words and own_words != question else [])
+        meaning = self._meaning(wordings, candidates, language)
         candidates = self._scored(question, parts, weight, passages, candidates, meaning)
         # a further sentence must say something new about the customer's own words, not the carried-over ones
         chosen = self._choose(candidates, parts, {t: w for t, w in weight.items() if t in own})
@@ -209,14 +211,15 @@ class ExtractiveGenerator:
                 chosen.append(c)
         return chosen[: self.max_sentences]
 
-    def _meaning(self, question: str, candidates: list[_Candidate], language: str) -> dict[int, float]:
-        """Per candidate: the embedding model's similarity of the sentence to the question (for the languages it
-        covers): "When does the money come off my card?" shares one word with "We charge your payment method
-        only when the order ships", but the two mean the same."""
+    def _meaning(self, questions: list[str], candidates: list[_Candidate], language: str) -> dict[int, float]:
+        """Per candidate: the embedding model's similarity of the sentence to the question (the mean over
+        `questions`, its wordings), for the languages the model covers: "how much will you charge me to ship it
+        the normal way?" shares no word with "Standard shipping costs $5.95", but the two mean the same."""
         if self.embedder is None or language not in self.dense_languages or not _MEANING:
             return {}
-        vectors = self._vectors.get(self.embedder, [question] + [c.text for c in candidates])
-        sims = vectors[1:] @ vectors[0]
+        vectors = self._vectors.get(self.embedder, questions + [c.text for c in candidates])
+        asked = vectors[: len(questions)]
+        sims = (vectors[len(questions) :] @ asked.T).mean(axis=1)
         return {id(c): max(0.0, float(s)) for c, s in zip(candidates, sims, strict=True)}
 
     @staticmethod

@@ -49,3 +49,14 @@ def test_sentence_vectors_are_kept_between_questions_and_other_languages_use_wor
     zh = p("订单发货时才会扣款。退款在检验后5至7个工作日内到账。")
     assert "发货时" in "".join(generator.compose("什么时候扣款？", [zh], "zh"))
     assert len(counting.embedded) == first  # the model does not cover Chinese: not asked
+
+
+def test_a_follow_up_is_weighed_on_the_customers_own_words_and_on_its_rewrite(embedder):
+    counting = CountingEmbedder(embedder)
+    own = "and to ship it the normal way?"
+    rewrite = f"{own} (My cart is only about $30, how much will you charge me?)"
+    ExtractiveGenerator(embedder=counting).compose(rewrite, [SHIPPING, BILLING], "en", own)
+    assert counting.embedded[:2] == [rewrite, own]
+    counting.embedded.clear()
+    ExtractiveGenerator(embedder=counting).compose(own, [SHIPPING, BILLING], "en", own)
+    assert counting.embedded.count(own) == 1  # not rewritten: one wording
