@@ -3,7 +3,8 @@
     python benchmarks/chat.py [--requests 200] [--llm-requests 20]
 
 1. Extractive mode on the demo knowledge base, `rag serve` as users run it: client-side latency of POST /chat
-   (p50/p95) next to GET /health (the HTTP floor) and in-process retrieval (embedding + FAISS + SQLite).
+   (p50/p95) next to GET /health (the HTTP floor) and in-process retrieval (embedding + FAISS + SQLite), and each
+   question's first ask, when the extractive generator embeds its passages' sentences (cached for later asks).
 2. LLM mode: llama-cpp-python's OpenAI-compatible server with SmolLM2-135M. For each question the prompt the
    product builds is sent straight to the server (time to first token), and the same question goes through
    streaming /chat (time to the first `delta` event). A request with another system prompt runs before each
@@ -98,8 +99,9 @@ def main() -> None:
             log=Path(tmp) / "serve.log",
         ):
             with httpx.Client(timeout=60) as client:
-                for q in qs:  # warm-up
-                    client.post(f"{base}/chat", json={"question": q})
+                client.post(f"{base}/chat", json={"question": "hello"})  # the server's first request loads lazily
+                # each question's first ask: its passages' sentences are embedded then (and cached for later asks)
+                first_ask = [timed(lambda q=q: client.post(f"{base}/chat", json={"question": q})) for q in qs]
                 health = [timed(lambda: client.get(f"{base}/health")) for _ in range(args.requests)]
                 chat, server_side, answered = [], [], 0
                 for q in (qs * 10)[: args.requests]:
@@ -115,6 +117,7 @@ def main() -> None:
         print(row(f"in-process {settings.retriever} retrieval", retrieval))
         print(row("POST /chat, server-reported latency_ms", server_side))
         print(row("POST /chat, client round trip", chat))
+        print(row("POST /chat, first ask of each question", first_ask))
         verdict = "meets" if pct(chat, 50) <= 30 else "MISSES"
         print(f"/chat p50 {pct(chat, 50):.1f} ms {verdict} the target <= 30 ms ({answered}/{len(chat)} answered)\n")
 

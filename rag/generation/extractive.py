@@ -96,7 +96,7 @@ _NOVELTY = 0.15
 # citation precision best at 1-2 (benchmarks/customer_questions.py, rag eval).
 _MEANING = 1.0
 # Sentence vectors kept between questions (a support desk's questions keep landing on the same passages).
-_VECTOR_CACHE = 8192
+_VECTOR_CACHE = 4096  # about 6 MB of 384-dimension vectors
 _ANSWER_WORD = re.compile(r"\b(?:[A-Z][\w'’-]+|\$?\d[\d,.:]*%?)")
 
 
