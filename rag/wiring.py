@@ -32,7 +32,7 @@ from rag.jobs.runner import JobRunner
 from rag.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, Retriever
 from rag.store.catalog import Catalog, FolderCatalog, KnowledgeBaseInfo
 from rag.store.curated import CuratedAnswer, SQLCuratedAnswers
-from rag.store.embedders import Embedder, SentenceTransformerEmbedder
+from rag.store.embedders import CachedEmbedder, Embedder, SentenceTransformerEmbedder
 from rag.store.knowledge_base import KnowledgeBase
 from rag.store.postgres import PostgresStore
 from rag.store.postgres_catalog import PostgresCatalog
@@ -160,18 +160,20 @@ def create_chat_service(
     default_language: str | None = None,
     embedder: Embedder | None = None,
 ) -> ChatService:
-    """`embedder`: the knowledge base's embedding model, which the extractive generator also uses to weigh
-    sentences by meaning (none: by words only)."""
+    """`embedder`: the knowledge base's embedding model, which the decline and the extractive generator also use
+    to weigh sentences by meaning (none: by words only); its sentence vectors are cached between questions."""
+    sentences = CachedEmbedder(embedder) if embedder is not None else None
     return ChatService(
         settings,
         retriever,
-        create_generator(settings, embedder),
+        create_generator(settings, sentences),
         get_encoding(settings.tokenizer_encoding),
         store=store,
         on_handoff=on_handoff,
         kb_id=kb_id,
         curated=curated,
         default_language=default_language,
+        embedder=sentences,
     )
 
 
@@ -291,6 +293,7 @@ class KnowledgeBases:
             kb_id=kb_id,
             curated=matcher,
             default_language=served.default_language,
+            embedder=served.embedder,
         )
         return chat.answer(question)
 

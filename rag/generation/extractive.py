@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import math
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-import numpy as np
 
 from rag.core.types import Chunk, Passage, Usage
 from rag.generation.protocol import GenerationRequest
@@ -95,8 +91,6 @@ _NOVELTY = 0.15
 # ships"). Chosen on the customer dev set, rgb-en and ClapNQ: dev 73/73/73/72/71 right at 0/0.5/1/2/4, rgb-en
 # citation precision best at 1-2 (benchmarks/customer_questions.py, rag eval).
 _MEANING = 1.0
-# Sentence vectors kept between questions (a support desk's questions keep landing on the same passages).
-_VECTOR_CACHE = 4096  # about 6 MB of 384-dimension vectors
 _ANSWER_WORD = re.compile(r"\b(?:[A-Z][\w'’-]+|\$?\d[\d,.:]*%?)")
 
 
@@ -117,7 +111,6 @@ class ExtractiveGenerator:
         self.max_passages = max_passages
         self.embedder = embedder
         self.dense_languages = dense_languages
-        self._vectors = _VectorCache(_VECTOR_CACHE)
 
     def stream(self, request: GenerationRequest) -> Iterator[str | Usage]:
         yield from self.compose(request.question, request.passages, request.language, request.own_words)
@@ -217,7 +210,7 @@ class ExtractiveGenerator:
         the normal way?" shares no word with "Standard shipping costs $5.95", but the two mean the same."""
         if self.embedder is None or language not in self.dense_languages or not _MEANING:
             return {}
-        vectors = self._vectors.get(self.embedder, questions + [c.text for c in candidates])
+        vectors = self.embedder.embed(questions + [c.text for c in candidates])
         asked = vectors[: len(questions)]
         sims = (vectors[len(questions) :] @ asked.T).mean(axis=1)
         return {id(c): max(0.0, float(s)) for c, s in zip(candidates, sims, strict=True)}
@@ -338,30 +331,6 @@ def _with_continuations(chosen: list[_Candidate], candidates: list[_Candidate]) 
         )
         out.extend(o for o in following[:_LIST_ITEMS] if o not in out)
     return out
-
-
-class _VectorCache:
-    """The last `size` texts' vectors (least recently used dropped first); safe from several threads."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self._lock = threading.Lock()
-        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
-
-    def get(self, embedder: Embedder, texts: list[str]) -> np.ndarray:
-        with self._lock:
-            known = {t: self._vectors[t] for t in texts if t in self._vectors}
-            for t in known:
-                self._vectors.move_to_end(t)
-        missing = list(dict.fromkeys(t for t in texts if t not in known))
-        if missing:
-            fresh = dict(zip(missing, embedder.embed(missing), strict=True))
-            known.update(fresh)
-            with self._lock:
-                self._vectors.update(fresh)
-                while len(self._vectors) > self.size:
-                    self._vectors.popitem(last=False)
-        return np.stack([known[t] for t in texts])
 
 
 def _term_weights(own: set[str], carried: set[str], idf: dict[str, float], unseen: float) -> dict[str, float]:

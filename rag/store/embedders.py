@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -101,6 +102,37 @@ class SentenceTransformerEmbedder:
                 )
             out[rows] = vectors
         return out
+
+
+class CachedEmbedder:
+    """An embedder that keeps the last `size` texts' vectors (least recently used dropped first): the chat path
+    embeds the sentences of the passages it answers from, and a support desk's questions keep landing on the same
+    passages. Safe from several threads."""
+
+    def __init__(self, embedder: Embedder, size: int = 4096):  # about 6 MB of 384-dimension vectors
+        self.embedder = embedder
+        self.name = embedder.name
+        self.dimension = embedder.dimension
+        self.size = size
+        self._lock = threading.Lock()
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            known = {t: self._vectors[t] for t in texts if t in self._vectors}
+            for t in known:
+                self._vectors.move_to_end(t)
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            fresh = dict(zip(missing, self.embedder.embed(missing), strict=True))
+            known.update(fresh)
+            with self._lock:
+                self._vectors.update(fresh)
+                while len(self._vectors) > self.size:
+                    self._vectors.popitem(last=False)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([known[t] for t in texts])
 
 
 EmbedderFactory = Callable[[], Embedder]

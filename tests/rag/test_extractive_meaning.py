@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rag.generation.extractive import ExtractiveGenerator
+from rag.store.embedders import CachedEmbedder
 from tests.rag.test_extractive import p
 
 
@@ -40,7 +41,7 @@ def test_sentences_are_weighed_by_meaning_when_words_do_not_match(embedder):
 
 def test_sentence_vectors_are_kept_between_questions_and_other_languages_use_words_only(embedder):
     counting = CountingEmbedder(embedder)
-    generator = ExtractiveGenerator(embedder=counting)
+    generator = ExtractiveGenerator(embedder=CachedEmbedder(counting))
     generator.compose("When is my card charged?", [SHIPPING, BILLING], "en")
     first = len(counting.embedded)
     assert first == 5  # the question and the four sentences
