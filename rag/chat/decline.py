@@ -117,7 +117,7 @@ def _best_sentence_meaning(question: str, texts: Sequence[str], embedder: Embedd
     similarity (`dense`, 0 for a language the model does not cover) stands in for it."""
     sentences = [text[s.start : s.end] for text in texts for s in sentence_spans(text)]
     if embedder is None or not dense or not sentences:
-        return dense
+        return min(dense, 1.0)  # (a BM25-only retriever reports raw scores as `dense`)
     vectors = embedder.embed([question, *sentences])
     return max(0.0, float((vectors[1:] @ vectors[0]).max()))
 

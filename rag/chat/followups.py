@@ -14,8 +14,7 @@ A question leans on earlier turns only when it shows it (short is not enough: "D
   that?", "this one", "How long is that link valid?", "Do you ship there?" - but not the dummy "it" of "Is it
   free to return?" / "How long does it take to get a refund?", the "there" of "Is there a restocking fee?",
   the "that" of "an item that I bought", nor an "it" whose thing the question names ("If my tent arrives
-  damaged, can I return it?", "Can I return it if I opened the box?") - unless it is done ("Can I change my mind
-  after I do it?": what is done was said before);
+  damaged, can I return it?", "Can I return it if I opened the box?");
 - nothing of its own to search for: "How much?", "Why?", "多少钱？";
 - Chinese: a "那…"/"还有…" lead, a "…呢" fragment without a question word ("那换货呢？", "顺丰呢？", "还有呢"),
   它, a 这个/那个 standing for a thing ("那个多少钱"), "…也一样吗".
@@ -111,18 +110,9 @@ def _unresolved_pronoun(q: str) -> bool:
     return any(not _names_its_thing(q, m) for m in _PRONOUN.finditer(q))
 
 
-# "after I do it", "can I still do it online?": the "it" of doing stands for an action said before, whatever
-# the question names ("Can I change my mind after I do it?" names a mind, not what is done)
-# (not the auxiliary of "How much does it cost?", "Do it take long?", "Did it ship?")
-_DO_IT = re.compile(
-    r"\b(?:do|did|doing|done)\s+it\b(?!\s+(?:take|cost|work|mean|matter|need|have|come|get|ship|arrive|include|"
-    r"say|look|fit|run|last|count|apply|expire|show|go|happen)\w*\b)"
-)
-
-
 def _points_back(q: str) -> bool:
-    """A demonstrative, place, "one" or done "it" that points at something said before."""
-    return any(p.search(q) for p in (_THIS, _THAT, _THERE, _ONE, _DO_IT))
+    """A demonstrative, place or "one" that points at something said before."""
+    return any(p.search(q) for p in (_THIS, _THAT, _THERE, _ONE))
 
 
 def _continues(q: str) -> bool:

@@ -110,6 +110,8 @@ class CachedEmbedder:
     passages. Safe from several threads."""
 
     def __init__(self, embedder: Embedder, size: int = 4096):  # about 6 MB of 384-dimension vectors
+        if size < 0:
+            raise ValueError(f"size must be 0 or more (0 keeps nothing). Currently, the size is {size}")
         self.embedder = embedder
         self.name = embedder.name
         self.dimension = embedder.dimension
@@ -124,7 +126,8 @@ class CachedEmbedder:
                 self._vectors.move_to_end(t)
         missing = list(dict.fromkeys(t for t in texts if t not in known))
         if missing:
-            fresh = dict(zip(missing, self.embedder.embed(missing), strict=True))
+            # copies: a row kept as a view would keep its whole batch's array alive
+            fresh = {t: v.copy() for t, v in zip(missing, self.embedder.embed(missing), strict=True)}
             known.update(fresh)
             with self._lock:
                 self._vectors.update(fresh)

@@ -21,6 +21,7 @@ SHIPPING = passage(
 )
 
 
+@pytest.mark.integration
 def test_meaning_is_the_best_sentence_similarity_in_covered_languages_only(embedder):
     asked = "How much does standard shipping cost?"
     found = evidence(asked, [SHIPPING], True, embedder)
@@ -31,6 +32,7 @@ def test_meaning_is_the_best_sentence_similarity_in_covered_languages_only(embed
     assert len(WEIGHTS["en"]) == len(WEIGHTS["zh"]) == 1 + len(Evidence.names())
 
 
+@pytest.mark.integration
 def test_a_passage_on_the_topic_that_does_not_say_it_supports_less_than_one_that_does(embedder):
     weighs = "How much does the two-person tent weigh?"
     tents = passage(
@@ -65,3 +67,5 @@ def test_the_cache_embeds_each_text_once_keeps_order_and_forgets_the_least_recen
     cached.embed(["a", "bb"])
     assert inner.asked[1:] == [["ccc"], ["bb"]]
     assert cached.embed([]).shape == (0, 2)
+    with pytest.raises(ValueError, match="size must be 0 or more"):
+        CachedEmbedder(inner, size=-1)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rag.generation.extractive import ExtractiveGenerator
 from rag.store.embedders import CachedEmbedder
 from tests.rag.test_extractive import p
+
+pytestmark = pytest.mark.integration
 
 
 class CountingEmbedder:

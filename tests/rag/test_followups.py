@@ -50,9 +50,6 @@ pytestmark = pytest.mark.unit
         "this one",
         "How much is it there?",
         "Do you ship there?",
-        # an "it" that is done: the action was named before, whatever else the question names
-        "Can I undo my decision after I do it?",
-        "Is there a fee if I did it by mistake?",
         # nothing of its own to search for
         "How much?",
         "Why?",
@@ -91,7 +88,6 @@ def test_follow_ups_are_recognised(question):
         "Is it possible to change my address?",
         "How long does it take to get a refund?",
         "How much does it cost to ship to Hawaii?",
-        "Did it cost extra to ship to Hawaii last year?",
         "Is it true that you price match?",
         "Can I return an item that I bought on sale?",
         "Can I use more than one coupon?",

@@ -15,7 +15,7 @@ from rag.api.server import connection_limits, raise_open_files_limit, uvicorn_co
 from rag.chat.service import ChatService
 from rag.core.settings import Settings
 from rag.generation.extractive import ExtractiveGenerator
-from rag.store.embedders import Embedder
+from rag.store.embedders import CachedEmbedder, Embedder
 from rag.store.knowledge_base import KnowledgeBase
 from rag.text.tokenizer import get_encoding
 from rag.wiring import Services, create_retriever
@@ -26,8 +26,10 @@ def extractive_services(settings: Settings, kb: KnowledgeBase, embedder: Embedde
     """The bot the API tests serve: hybrid retrieval and the extractive generator over `kb`
     (`chat_options`: ChatService's store, on_handoff, ...)."""
     retriever = create_retriever("hybrid", kb, embedder, settings)
+    sentences = CachedEmbedder(embedder)  # as the wiring gives it: the decline and the answer weigh meaning
+    generator = ExtractiveGenerator(embedder=sentences)
     return Services(
-        ChatService(settings, retriever, ExtractiveGenerator(), get_encoding(), **chat_options), kb, embedder
+        ChatService(settings, retriever, generator, get_encoding(), embedder=sentences, **chat_options), kb, embedder
     )
 
 

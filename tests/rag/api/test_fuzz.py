@@ -28,6 +28,7 @@ from rag.chat.service import ChatService
 from rag.conversations import SQLAlchemyConversationStore
 from rag.core.settings import Settings
 from rag.generation.extractive import ExtractiveGenerator
+from rag.store.embedders import CachedEmbedder
 from rag.store.knowledge_base import KnowledgeBase
 from rag.text.tokenizer import get_encoding
 from rag.wiring import Services, build_services, create_retriever
@@ -77,7 +78,9 @@ def api_url(demo_kb, embedder, tmp_path_factory):
     store = SQLAlchemyConversationStore(database)
     with KnowledgeBase.open(demo_kb) as kb:
         retriever = create_retriever("hybrid", kb, embedder, bot_settings)
-        service = ChatService(bot_settings, retriever, ExtractiveGenerator(), get_encoding(), store=store)
+        sentences = CachedEmbedder(embedder)
+        generator = ExtractiveGenerator(embedder=sentences)
+        service = ChatService(bot_settings, retriever, generator, get_encoding(), store=store, embedder=sentences)
         with guarded_server(bot_settings, Services(service, kb, embedder)) as url:  # as `rag serve` serves it
             yield url
     store.close()
