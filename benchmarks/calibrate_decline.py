@@ -36,7 +36,7 @@ from rag.chat.decline import Evidence, evidence  # noqa: E402
 from rag.core.settings import Settings  # noqa: E402
 from rag.evaluation.metrics import load_dataset  # noqa: E402
 from rag.evaluation.questions import load_questions  # noqa: E402
-from rag.store.embedders import CachedEmbedder, SentenceTransformerEmbedder  # noqa: E402
+from rag.store.embedders import SentenceTransformerEmbedder  # noqa: E402
 from rag.store.knowledge_base import KnowledgeBase  # noqa: E402
 from rag.text.language import detect_language  # noqa: E402
 from rag.wiring import create_retriever  # noqa: E402
@@ -54,7 +54,6 @@ Row = tuple[str, str, int, list[float]]  # group, language, label (1 answer, 0 d
 def collect(args: argparse.Namespace) -> list[Row]:
     settings = Settings(_env_file=None)
     embedder = SentenceTransformerEmbedder(settings.embedding_model)
-    sentences = CachedEmbedder(embedder, size=200_000)  # the chat path's sentence vectors, kept for the whole run
     datasets = {n: load_dataset(args.datasets / n) for n in NAMES if (args.datasets / n / "corpus.jsonl").is_file()}
     customer = [q for q in load_questions(args.questions) if not q.context] if args.questions.is_file() else []
     sources: dict[str, list[Path]] = {n: [d.corpus_file] for n, d in datasets.items()}
@@ -85,7 +84,7 @@ def collect(args: argparse.Namespace) -> list[Row]:
                 found = retriever.retrieve_many(texts, settings.top_k)
                 for (text, label), passages in zip(chosen, found, strict=True):
                     lang = detect_language(text)
-                    e = evidence(text, passages, lang in settings.dense_languages, sentences)
+                    e = evidence(text, passages, lang in settings.dense_languages)
                     rows.append((group, lang, label, list(e.vector())))
             print(f"  {kb_name}: features collected", file=sys.stderr, flush=True)
     return rows

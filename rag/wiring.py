@@ -160,8 +160,8 @@ def create_chat_service(
     default_language: str | None = None,
     embedder: Embedder | None = None,
 ) -> ChatService:
-    """`embedder`: the knowledge base's embedding model, which the decline and the extractive generator also use
-    to weigh sentences by meaning (none: by words only); its sentence vectors are cached between questions."""
+    """`embedder`: the knowledge base's embedding model, which the extractive generator also uses to weigh
+    sentences by meaning (none: by words only); its sentence vectors are cached between questions."""
     sentences = CachedEmbedder(embedder) if embedder is not None else None
     return ChatService(
         settings,
@@ -173,7 +173,6 @@ def create_chat_service(
         kb_id=kb_id,
         curated=curated,
         default_language=default_language,
-        embedder=sentences,
     )
 
 
@@ -293,7 +292,6 @@ class KnowledgeBases:
             kb_id=kb_id,
             curated=matcher,
             default_language=served.default_language,
-            embedder=served.embedder,
         )
         return chat.answer(question)
 

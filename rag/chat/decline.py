@@ -11,10 +11,7 @@ Several kinds of evidence, each failing differently, are combined (`Evidence`):
   words still shares its key terms);
 - `agreement`: whether dense and BM25 scoring both put the top passage first;
 - `rare`: the share of the question's terms that occur in the passages *and* are rare among them - an
-  off-topic question shares only common words;
-- `meaning`: the embedding model's best similarity of the question to one sentence of the top passages (0 for a
-  language it does not cover; without an embedder, the passages' own similarity stands in): a passage on the
-  topic that does not say the answer matches the question as a whole better than any of its sentences.
+  off-topic question shares only common words.
 `support_score` maps them through a logistic model per language, fitted by benchmarks/calibrate_decline.py on
 the shared datasets and the customer-question set (weights below; re-run it after changing the features or the
 embedding model), to a 0..1 confidence compared with `RAG_MIN_SCORE` / `RAG_MIN_SCORE_ZH`.
@@ -27,7 +24,6 @@ from collections.abc import Sequence
 from dataclasses import astuple, dataclass, fields
 
 from rag.core.types import Passage
-from rag.store.embedders import Embedder
 from rag.text.lexical import coverage, terms
 from rag.text.sentences import sentence_spans
 
@@ -42,7 +38,6 @@ class Evidence:
     title: float
     agreement: float
     rare: float
-    meaning: float = 0.0
 
     def vector(self) -> tuple[float, ...]:
         return astuple(self)
@@ -55,15 +50,13 @@ class Evidence:
 # Logistic weights (bias first, then one per Evidence field) per language; "en" also serves other languages the
 # embedding model covers. Fitted by benchmarks/calibrate_decline.py.
 WEIGHTS: dict[str, tuple[float, ...]] = {
-    "en": (-10.126, 9.162, 1.238, -1.384, -1.080, 1.006, 0.350, 9.635),
-    "zh": (-1.263, 0.000, 3.283, 5.452, 5.203, -2.801, 2.960, 0.000),
+    "en": (-8.457, 15.642, 1.972, -0.882, -1.744, 0.504, 0.121),
+    "zh": (-1.263, 0.000, 3.283, 5.452, 5.203, -2.801, 2.960),
 }
 
 
-def evidence(
-    question: str, passages: Sequence[Passage], dense_covers_language: bool = True, embedder: Embedder | None = None
-) -> Evidence:
-    """The evidence that `passages` (best first) answer `question` (`embedder`: for `meaning`)."""
+def evidence(question: str, passages: Sequence[Passage], dense_covers_language: bool = True) -> Evidence:
+    """The evidence that `passages` (best first) answer `question`."""
     if not passages:
         return Evidence(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     top = passages[:SUPPORT_PASSAGES]
@@ -77,17 +70,14 @@ def evidence(
         title=_share(wanted, terms(" ".join([top[0].chunk.title, *top[0].chunk.heading_path]))),
         agreement=_agreement(passages),
         rare=_rare_share(wanted, [terms(p.chunk.text) for p in passages]),
-        meaning=_best_sentence_meaning(question, [p.chunk.text for p in top], embedder, float(dense)),
     )
 
 
-def support_score(
-    question: str, passages: Sequence[Passage], dense_covers_language: bool = True, embedder: Embedder | None = None
-) -> float:
+def support_score(question: str, passages: Sequence[Passage], dense_covers_language: bool = True) -> float:
     """0..1 confidence that the passages support an answer to the question."""
     if not passages:
         return 0.0
-    found = evidence(question, passages, dense_covers_language, embedder)
+    found = evidence(question, passages, dense_covers_language)
     return confidence(found, "en" if dense_covers_language else "zh")
 
 
@@ -110,16 +100,6 @@ def _best_sentence_share(wanted: set[str], texts: Sequence[str]) -> float:
             pair = words | (sentences[i + 1] if i + 1 < len(sentences) else set())
             best = max(best, _share(wanted, pair))
     return best
-
-
-def _best_sentence_meaning(question: str, texts: Sequence[str], embedder: Embedder | None, dense: float) -> float:
-    """The best similarity of the question to one sentence of `texts`; without an embedder the passages' own best
-    similarity (`dense`, 0 for a language the model does not cover) stands in for it."""
-    sentences = [text[s.start : s.end] for text in texts for s in sentence_spans(text)]
-    if embedder is None or not dense or not sentences:
-        return min(dense, 1.0)  # (a BM25-only retriever reports raw scores as `dense`)
-    vectors = embedder.embed([question, *sentences])
-    return max(0.0, float((vectors[1:] @ vectors[0]).max()))
 
 
 def _agreement(passages: Sequence[Passage]) -> float:

@@ -34,7 +34,6 @@ from rag.generation.grounding import grounded_citations
 from rag.generation.prompting import DECLINE_MARKER, Prompt, build_prompt
 from rag.generation.protocol import GenerationRequest, Generator, QueryRewriter
 from rag.retrieval.protocol import Retriever
-from rag.store.embedders import Embedder
 from rag.text.language import cjk_count, detect_language
 from rag.text.lexical import coverage
 from rag.text.redaction import redact
@@ -58,8 +57,7 @@ class ChatService:
     """The bot. `store` keeps every turn (and gives follow-ups their context); `on_handoff` is called with the
     conversation id and the handing-off answer whenever the bot passes the customer to a person; `rewriter`
     makes follow-up questions standalone (default: the generator, when it has that capability; otherwise a
-    heuristic); `embedder` (the knowledge base's model) lets the decline weigh the passages' sentences by
-    meaning."""
+    heuristic)."""
 
     def __init__(
         self,
@@ -74,7 +72,6 @@ class ChatService:
         kb_id: str = "",
         default_language: str | None = None,
         curated: CuratedMatcher | None = None,
-        embedder: Embedder | None = None,
     ):
         self.settings = settings
         self.retriever = retriever
@@ -85,7 +82,6 @@ class ChatService:
         self.kb_id = kb_id  # recorded with every stored turn
         self.default_language = default_language  # replies to a question with no words to tell its language
         self.curated = curated  # the knowledge base's curated answers, matched before retrieval
-        self.embedder = embedder  # weighs how well the passages' sentences match the question when declining
         self.rewriter = (
             rewriter if rewriter is not None else (generator if isinstance(generator, QueryRewriter) else None)
         )
@@ -286,12 +282,12 @@ class ChatService:
         threshold = float(self.settings.localized("min_score", language))
         covered = language in self.settings.dense_languages
         k = top_k or self.settings.top_k
-        if passages and support_score(query, passages, covered, self.embedder) >= threshold:
+        if passages and support_score(query, passages, covered) >= threshold:
             return query, passages, True
         if query != question:
             # the earlier turn may have been the wrong context ("背包保修几年？" after an unrelated question)
             alone = self.retriever.retrieve(question, k, filters)
-            if alone and support_score(question, alone, covered, self.embedder) >= threshold:
+            if alone and support_score(question, alone, covered) >= threshold:
                 return question, alone, True
             return query, passages, False
         # "How long is the link valid?" reads as standalone but leans on the earlier turn
@@ -301,7 +297,7 @@ class ChatService:
             # judged on the customer's own words: the earlier turn's words must not carry an unrelated question
             if (
                 retry
-                and support_score(question, retry, covered, self.embedder) >= threshold
+                and support_score(question, retry, covered) >= threshold
                 and coverage(question, [p.chunk.embedding_text() for p in retry[:SUPPORT_PASSAGES]]) > 0
             ):
                 return forced, retry, True

@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     # Calibrated on the shared datasets for the default embedding model (benchmarks/calibrate_decline.py);
     # re-calibrate when changing the embedding model.
     min_score: float = Field(
-        0.18,
+        0.19,
         ge=0,
         le=1.01,
         description="Below this confidence (0..1) that the retrieved passages support an answer (see "

@@ -19,7 +19,6 @@ from rag.generation.extractive import ExtractiveGenerator
 from rag.generation.grounding import grounded_citations
 from rag.generation.openai_compatible import OpenAIGenerator
 from rag.generation.protocol import GenerationRequest
-from rag.store.embedders import CachedEmbedder
 from rag.store.knowledge_base import KnowledgeBase
 from rag.text.tokenizer import get_encoding
 from rag.wiring import create_retriever
@@ -114,10 +113,7 @@ def llm_settings() -> Settings:
 def bot(kb, embedder, generator, rewriter=None) -> tuple[ChatService, RecordingRetriever]:
     settings = llm_settings()
     retriever = RecordingRetriever(create_retriever("hybrid", kb, embedder, settings))
-    chat = ChatService(
-        settings, retriever, generator, get_encoding(), rewriter=rewriter, embedder=CachedEmbedder(embedder)
-    )
-    return chat, retriever
+    return ChatService(settings, retriever, generator, get_encoding(), rewriter=rewriter), retriever
 
 
 def generator(url: str, **kwargs) -> RecordingGenerator:

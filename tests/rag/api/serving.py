@@ -26,11 +26,9 @@ def extractive_services(settings: Settings, kb: KnowledgeBase, embedder: Embedde
     """The bot the API tests serve: hybrid retrieval and the extractive generator over `kb`
     (`chat_options`: ChatService's store, on_handoff, ...)."""
     retriever = create_retriever("hybrid", kb, embedder, settings)
-    sentences = CachedEmbedder(embedder)  # as the wiring gives it: the decline and the answer weigh meaning
+    sentences = CachedEmbedder(embedder)  # as the wiring gives it: the answer weighs sentences by meaning
     generator = ExtractiveGenerator(embedder=sentences)
-    return Services(
-        ChatService(settings, retriever, generator, get_encoding(), embedder=sentences, **chat_options), kb, embedder
-    )
+    return Services(ChatService(settings, retriever, generator, get_encoding(), **chat_options), kb, embedder)
 
 
 @contextlib.contextmanager

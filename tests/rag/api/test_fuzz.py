@@ -80,7 +80,7 @@ def api_url(demo_kb, embedder, tmp_path_factory):
         retriever = create_retriever("hybrid", kb, embedder, bot_settings)
         sentences = CachedEmbedder(embedder)
         generator = ExtractiveGenerator(embedder=sentences)
-        service = ChatService(bot_settings, retriever, generator, get_encoding(), store=store, embedder=sentences)
+        service = ChatService(bot_settings, retriever, generator, get_encoding(), store=store)
         with guarded_server(bot_settings, Services(service, kb, embedder)) as url:  # as `rag serve` serves it
             yield url
     store.close()

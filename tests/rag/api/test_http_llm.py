@@ -14,7 +14,6 @@ from rag.generation.llamacpp import LlamaCppGenerator
 from rag.generation.openai_compatible import OpenAIGenerator
 from rag.generation.prompting import build_prompt
 from rag.generation.protocol import GenerationRequest
-from rag.store.embedders import CachedEmbedder
 from rag.store.knowledge_base import KnowledgeBase
 from rag.text.tokenizer import get_encoding
 from rag.wiring import Services, create_retriever
@@ -51,7 +50,7 @@ def llm_settings(kb_dir, **kw) -> Settings:
 
 def serve(settings: Settings, kb, embedder, generator):
     retriever = create_retriever("hybrid", kb, embedder, settings)
-    service = ChatService(settings, retriever, generator, get_encoding(), embedder=CachedEmbedder(embedder))
+    service = ChatService(settings, retriever, generator, get_encoding())
     return uvicorn_in_thread(create_app(settings, services=Services(service, kb, embedder)))
 
 
