@@ -325,6 +325,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         return _eval_questions(args, settings)
     from ingest.pipeline import ingest
     from rag.evaluation.metrics import load_dataset, ranked_records, score_answers, score_rankings
+    from rag.store.embedders import CachedEmbedder
     from rag.store.knowledge_base import KnowledgeBase
     from rag.wiring import create_chat_service, create_embedder, create_retriever
 
@@ -357,7 +358,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
                 if kind == "hybrid":
                     result["fusion"] = _fusion_choice(kb, retriever)
                 if kind == answer_kind and dataset.answers and not args.no_answers:
-                    service = create_chat_service(settings, retriever, embedder=embedder)
+                    service = create_chat_service(settings, retriever, embedder=CachedEmbedder(embedder))
                     answers = {q: service.answer(dataset.queries[q]) for q in dataset.answers if q in dataset.queries}
                     result["answers"] = {"generator": service.generator.name, **score_answers(answers, dataset)}
                 results[kind] = result

@@ -161,12 +161,12 @@ def create_chat_service(
     embedder: Embedder | None = None,
 ) -> ChatService:
     """`embedder`: the knowledge base's embedding model, which the extractive generator also uses to weigh
-    sentences by meaning (none: by words only); its sentence vectors are cached between questions."""
-    sentences = CachedEmbedder(embedder) if embedder is not None else None
+    sentences by meaning (none: by words only); give a `CachedEmbedder` to keep sentence vectors between
+    questions."""
     return ChatService(
         settings,
         retriever,
-        create_generator(settings, sentences),
+        create_generator(settings, embedder),
         get_encoding(settings.tokenizer_encoding),
         store=store,
         on_handoff=on_handoff,
@@ -200,6 +200,9 @@ class KnowledgeBases:
         self.settings = settings
         self.catalog = catalog
         self.embedder = embedder
+        # the chat path's texts (questions, the sentences answers are chosen from) embedded once and kept: the
+        # curated match and retrieval embed the same question, and questions keep landing on the same passages
+        self.chat_embedder = CachedEmbedder(embedder)
         self.store = store
         self.notifier = notifier
         self._served: dict[str, _Served] = {}
@@ -254,7 +257,7 @@ class KnowledgeBases:
                 language = info.language
                 matcher = CuratedMatcher(
                     self.curated(kb_id),
-                    self.embedder,
+                    self.chat_embedder,
                     min_score=settings.curated_min_score,
                     min_score_zh=settings.curated_min_score_zh,
                     dense_languages=settings.dense_languages,
@@ -267,7 +270,7 @@ class KnowledgeBases:
                     kb_id=kb_id,
                     curated=matcher,
                     default_language=None if language == "auto" else language,
-                    embedder=self.embedder,
+                    embedder=self.chat_embedder,
                 )
             return served.chat
 
@@ -278,7 +281,7 @@ class KnowledgeBases:
         source: AnswerSource = self.curated(kb_id) if draft is None else WithDraft(self.curated(kb_id), draft)
         matcher = CuratedMatcher(
             source,
-            self.embedder,
+            self.chat_embedder,
             min_score=settings.curated_min_score,
             min_score_zh=settings.curated_min_score_zh,
             dense_languages=settings.dense_languages,
@@ -408,7 +411,7 @@ class KnowledgeBases:
                     ef_search=settings.hnsw_ef_search,
                     nprobe=settings.ivf_nprobe,
                 )
-                served = _Served(kb, create_retriever(settings.retriever, kb, self.embedder, settings), info)
+                served = _Served(kb, create_retriever(settings.retriever, kb, self.chat_embedder, settings), info)
                 self._served[kb_id] = served
             return served
 

@@ -65,3 +65,30 @@ def test_a_follow_up_is_weighed_on_the_customers_own_words_and_on_its_rewrite(em
     counting.embedded.clear()
     ExtractiveGenerator(embedder=counting).compose(own, [SHIPPING, BILLING], "en", own)
     assert counting.embedded.count(own) == 1  # not rewritten: one wording
+
+
+def test_a_server_embeds_a_question_once_for_curated_matching_retrieval_and_the_answer(embedder, tmp_path):
+    from ingest.pipeline import ingest
+    from rag.core.settings import Settings
+    from rag.wiring import build_services
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "shipping.md").write_text(
+        "# Shipping\n\nStandard shipping costs $5.95 and arrives in 3-5 business days. "
+        "It is free on orders of $50 or more.\n",
+        encoding="utf-8",
+    )
+    settings = Settings(_env_file=None, kb_dir=tmp_path / "kb")
+    ingest([tmp_path / "docs"], settings.kb_dir, embedder, settings)
+    counting = CountingEmbedder(embedder)
+    services = build_services(settings, with_store=False, embedder=counting)
+    try:
+        question = "How much is standard shipping?"
+        answer = services.chat.answer(question)
+        assert answer.answered and "$5.95" in answer.answer
+        assert counting.embedded.count(question) == 1
+        sentences = len(counting.embedded)
+        services.chat.answer(question)
+        assert len(counting.embedded) == sentences  # asked again: every vector known
+    finally:
+        services.close()

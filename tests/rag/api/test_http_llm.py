@@ -49,8 +49,7 @@ def llm_settings(kb_dir, **kw) -> Settings:
 
 
 def serve(settings: Settings, kb, embedder, generator):
-    retriever = create_retriever("hybrid", kb, embedder, settings)
-    service = ChatService(settings, retriever, generator, get_encoding())
+    service = ChatService(settings, create_retriever("hybrid", kb, embedder, settings), generator, get_encoding())
     return uvicorn_in_thread(create_app(settings, services=Services(service, kb, embedder)))
 
 
