@@ -203,7 +203,17 @@ def test_a_window_starting_mid_line_treats_its_start_as_a_line_start():
 
 @pytest.mark.unit
 def test_fast_enough_for_ingest():
-    text = " ".join(text for text, _ in CASES) * 20  # ~ 100 kB, dense with hard cases
-    started = time.perf_counter()
-    sentence_spans(text)
-    assert time.perf_counter() - started < 1.0
+    text = " ".join(text for text, _ in CASES) * 20  # ~ 65 kB, dense with hard cases
+
+    def best_of_three(sample: str) -> float:
+        # CPU time, best of three: a busy machine's stalls are not the splitter's cost
+        times = []
+        for _ in range(3):
+            started = time.process_time()
+            sentence_spans(sample)
+            times.append(time.process_time() - started)
+        return min(times)
+
+    once, four_times = best_of_three(text), best_of_three(text * 4)
+    assert once < 1.0
+    assert four_times < 8 * max(once, 0.005)  # linear in the text, not quadratic (which is 16x)
