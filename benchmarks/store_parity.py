@@ -15,10 +15,8 @@ import contextlib
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -26,29 +24,13 @@ sys.path.insert(0, str(ROOT))
 from ingest.pipeline import ingest  # noqa: E402
 from rag.core.settings import Settings  # noqa: E402
 from rag.evaluation.metrics import load_dataset, ranked_records, score_rankings  # noqa: E402
-from rag.store.embedders import Embedder, SentenceTransformerEmbedder  # noqa: E402
+from rag.store.embedders import CachedEmbedder, Embedder, SentenceTransformerEmbedder  # noqa: E402
 from rag.store.knowledge_base import KnowledgeBase, Where  # noqa: E402
 from rag.store.postgres import PostgresStore  # noqa: E402
 from rag.wiring import create_retriever  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 K = 10
-
-
-class CachedEmbedder:
-    """The real embedder, remembering every text's vector so the second store's ingest embeds nothing."""
-
-    def __init__(self, inner: Embedder):
-        self.inner, self.name, self.dimension = inner, inner.name, inner.dimension
-        self._seen: dict[str, np.ndarray] = {}
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        missing = [t for t in dict.fromkeys(texts) if t not in self._seen]
-        if missing:
-            self._seen.update(zip(missing, self.inner.embed(missing), strict=True))
-        if not texts:
-            return np.zeros((0, self.dimension), np.float32)
-        return np.vstack([self._seen[t] for t in texts])
 
 
 @contextlib.contextmanager
@@ -81,7 +63,8 @@ def main() -> None:
     parser.add_argument("--store-url", help="a PostgreSQL database with pgvector (default: a throwaway server)")
     args = parser.parse_args()
     settings = Settings(_env_file=None)
-    embedder = CachedEmbedder(SentenceTransformerEmbedder(settings.embedding_model))
+    # every text's vector kept, so the second store's ingest embeds nothing
+    embedder = CachedEmbedder(SentenceTransformerEmbedder(settings.embedding_model), size=sys.maxsize)
     rows = []
     with postgres(args.store_url) as url, tempfile.TemporaryDirectory(prefix="rag-parity-") as tmp:
         store = PostgresStore(url)
