@@ -358,7 +358,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
                 if kind == "hybrid":
                     result["fusion"] = _fusion_choice(kb, retriever)
                 if kind == answer_kind and dataset.answers and not args.no_answers:
-                    service = create_chat_service(settings, retriever, embedder=CachedEmbedder(embedder))
+                    cached = CachedEmbedder(embedder, settings.embedding_cache_size)
+                    service = create_chat_service(settings, retriever, embedder=cached)
                     answers = {q: service.answer(dataset.queries[q]) for q in dataset.answers if q in dataset.queries}
                     result["answers"] = {"generator": service.generator.name, **score_answers(answers, dataset)}
                 results[kind] = result

@@ -202,7 +202,7 @@ class KnowledgeBases:
         self.embedder = embedder
         # the chat path's texts (questions, the sentences answers are chosen from) embedded once and kept: the
         # curated match and retrieval embed the same question, and questions keep landing on the same passages
-        self.chat_embedder = CachedEmbedder(embedder)
+        self.chat_embedder = CachedEmbedder(embedder, settings.embedding_cache_size)
         self.store = store
         self.notifier = notifier
         self._served: dict[str, _Served] = {}

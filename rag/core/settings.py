@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     )
     embedding_device: str = "cpu"
     embedding_batch_size: int = Field(32, gt=0)
+    embedding_cache_size: int = Field(
+        4096,
+        ge=0,
+        description="Texts whose vectors a server keeps for the chat path (questions, answer sentences); "
+        "about 1.5 kB each at 384 dimensions, 0 keeps none.",
+    )
     # Hub look-ups fail without network; set to false only where the model hub is reachable.
     hf_offline: bool = True
 

@@ -92,3 +92,24 @@ def test_a_server_embeds_a_question_once_for_curated_matching_retrieval_and_the_
         assert len(counting.embedded) == sentences  # asked again: every vector known
     finally:
         services.close()
+
+
+def test_the_cache_size_is_a_setting_and_zero_keeps_nothing(embedder, tmp_path):
+    from ingest.pipeline import ingest
+    from rag.core.settings import Settings
+    from rag.wiring import build_services
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "gift-cards.md").write_text("# Gift cards\n\nGift cards never expire.\n", encoding="utf-8")
+    settings = Settings(_env_file=None, kb_dir=tmp_path / "kb", embedding_cache_size=0)
+    ingest([tmp_path / "docs"], settings.kb_dir, embedder, settings)
+    counting = CountingEmbedder(embedder)
+    services = build_services(settings, with_store=False, embedder=counting)
+    try:
+        question = "Do gift cards expire?"
+        services.chat.answer(question)
+        once = counting.embedded.count(question)
+        services.chat.answer(question)
+        assert once >= 1 and counting.embedded.count(question) == 2 * once  # nothing kept between asks
+    finally:
+        services.close()
