@@ -124,15 +124,30 @@ def allowed_methods(openapi: dict[str, Any], path: str) -> list[str]:
     return sorted(methods)
 
 
+_INVALID_JSON = 'The request body is not valid JSON - send a JSON object such as {"question": "..."}'
+
+
+def _declares_json(content_type: str | None) -> bool:
+    """Whether a Content-Type header says JSON (application/json, application/*+json); none says nothing."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return not media or media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         fields = _field_errors(exc)
         if any(f["type"] == "json_invalid" for f in fields):
+            return error_response(400, "invalid_json", _INVALID_JSON)
+        content_type = request.headers.get("content-type")
+        if any(f["field"] == "body" for f in fields) and not _declares_json(content_type):
+            # FastAPI hands a body of another declared type to the model as raw bytes: "not a dictionary" would
+            # blame a JSON object that was only labelled wrong (curl -d sends form encoding)
             return error_response(
-                400,
-                "invalid_json",
-                'The request body is not valid JSON - send a JSON object such as {"question": "..."}',
+                415,
+                "unsupported_media_type",
+                f"The request body is sent as {content_type!r} - send JSON with the header "
+                "'Content-Type: application/json'",
             )
         summary = "; ".join(f"{f['field']}: {f['problem']}" for f in fields)
         return error_response(422, "invalid_request", f"Invalid request - {summary}", fields)
@@ -141,6 +156,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # exc.headers carries `Allow` on a 405 (RFC 9110 requires it), naming the methods of the one route that
         # matched the path; every route of that path counts (GET and POST /api/kbs are two routes)
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+            # FastAPI's "error parsing the body": a body declared JSON that is not even text (invalid UTF-8)
+            return error_response(400, "invalid_json", _INVALID_JSON)
         type_ = _HTTP_TYPES.get(exc.status_code, "http_error")
         headers = dict(exc.headers or {})
         if exc.status_code == 405:

@@ -19,3 +19,7 @@ def health(services: ServicesDep) -> dict:
         "generator": services.chat.generator.name if services.chat is not None else None,
         "knowledge_base": {k: kb[k] for k in ("documents", "chunks", "embedding_model", "index_type") if k in kb},
     }
+
+
+# HEAD too: uptime monitors ask with it (the server sends the headers only); one operation in the OpenAPI document
+router.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)

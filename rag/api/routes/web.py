@@ -14,12 +14,12 @@ def _asset(name: str) -> str:
     return resources.files("rag.api").joinpath("static", name).read_text(encoding="utf-8")
 
 
-@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+@router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
 def page() -> HTMLResponse:
     return HTMLResponse(_asset("index.html"), headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/widget.js", include_in_schema=False)
+@router.api_route("/widget.js", methods=["GET", "HEAD"], include_in_schema=False)
 def widget() -> Response:
     return Response(
         _asset("widget.js"),

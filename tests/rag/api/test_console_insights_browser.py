@@ -151,6 +151,12 @@ def test_dashboard_and_inbox_answer_written_tried_published_and_fixed(server, br
         form.get_by_role("button", name="Publish").click()
         expect(page.locator("#fix-form")).to_be_hidden()
         expect(page.locator("#announce")).to_have_text(f"Answer published: {question}")
+        # the inbox reloads after a publish and then moves the focus back to the list: wait for it, so the next
+        # form is not opened while the lists are being redrawn
+        page.wait_for_function(
+            "() => document.activeElement && (document.activeElement.hasAttribute('data-write')"
+            " || document.activeElement.id === 'inbox-title')"
+        )
 
         # the same question again, from the rated-down answer's form: the server's 409 message
         down.locator("button[data-write]").click()

@@ -142,6 +142,15 @@ def test_malformed_json_oversized_and_chunked_bodies(base_url):
         f"{base_url}/chat", content=b'{"question": "hi",', headers={"content-type": "application/json"}, timeout=30
     )
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_json"
+    not_text = b'{"question": "\xff\xfe"}'  # not UTF-8
+    r = httpx.post(f"{base_url}/chat", content=not_text, headers={"content-type": "application/json"}, timeout=30)
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_json"
+    # a JSON object labelled as something else (curl -d sends form encoding): the label is what is wrong
+    for label in ("text/plain", "application/x-www-form-urlencoded"):
+        r = httpx.post(f"{base_url}/chat", content=b'{"question": "hi"}', headers={"content-type": label}, timeout=30)
+        error = r.json()["error"]
+        assert r.status_code == 415 and error["type"] == "unsupported_media_type"
+        assert "Content-Type: application/json" in error["message"] and label in error["message"]
     r = httpx.post(f"{base_url}/chat", json={"question": "y" * 5000}, timeout=30)
     assert r.status_code == 413 and r.json()["error"]["type"] == "body_too_large"
 
@@ -162,6 +171,9 @@ def test_malformed_json_oversized_and_chunked_bodies(base_url):
 def test_health_and_openapi_docs(base_url):
     health = httpx.get(f"{base_url}/health", timeout=30).json()
     assert health["generator"] == "extractive" and health["knowledge_base"]["chunks"] > 100
+    for path in ("/health", "/", "/widget.js"):  # uptime monitors ask with HEAD: headers, no body
+        head = httpx.head(f"{base_url}{path}", timeout=30)
+        assert head.status_code == 200 and head.content == b"", path
     assert httpx.get(f"{base_url}/docs", timeout=30).status_code == 200
     spec = httpx.get(f"{base_url}/openapi.json", timeout=30).json()
     assert "/chat" in spec["paths"] and "/health" in spec["paths"]
