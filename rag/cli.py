@@ -221,6 +221,18 @@ def _chosen_kb(args: argparse.Namespace, settings: Settings) -> Iterator[tuple[s
         catalog.close()
 
 
+def _existing_kb(args: argparse.Namespace, settings: Settings) -> str:
+    """The id of the knowledge base a command reads, refused before anything is created when a `--kb` folder
+    holds none (a mistyped path must not leave a new folder behind)."""
+    from rag.core.errors import KnowledgeBaseNotFound
+    from rag.store.knowledge_base import KnowledgeBase
+
+    with _chosen_kb(args, settings) as (kb_id, where, _):
+        if settings.kb_root is None and not KnowledgeBase.exists(where):
+            raise KnowledgeBaseNotFound(settings.kb_dir)
+    return kb_id
+
+
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.pipeline import ingest
     from rag.wiring import create_embedder
@@ -261,8 +273,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         )
 
     filters = _parse_filters(args)
-    with _chosen_kb(args, settings) as (kb_id, _, _):
-        pass
+    kb_id = _existing_kb(args, settings)
     services = build_services(settings)
     try:
         answer = services.chat_for(kb_id).answer(
@@ -299,13 +310,9 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from rag.api.server import serve
     from rag.channels.registry import configured_channels
-    from rag.core.errors import KnowledgeBaseNotFound
-    from rag.store.knowledge_base import KnowledgeBase
 
     if settings.kb_root is None:
-        with _chosen_kb(args, settings) as (_, where, _):
-            if not KnowledgeBase.exists(where):
-                raise KnowledgeBaseNotFound(settings.kb_dir)
+        _existing_kb(args, settings)
     print(
         f"serving {settings.kb_root or settings.kb_dir} on http://{settings.host}:{settings.port} "
         f"(generator: {settings.resolved_generator()})",

@@ -66,6 +66,26 @@ def test_reflow_joins_soft_wraps_and_keeps_paragraph_ends():
     )
 
 
+def test_reflow_keeps_a_heading_off_the_paragraph_under_it():
+    body = "Make a claim online at pinecrestsupply.example/warranty, or from My Orders by selecting"
+    page = f"Last paragraph ends here.\n4. How to make a warranty claim\n{body}\nWarranty Claim next to the product."
+    assert reflow(page).split("\n\n") == [
+        "Last paragraph ends here.",
+        "4. How to make a warranty claim",
+        body + " Warranty Claim next to the product.",
+    ]
+    # each list item a paragraph, even after a full-width line that does not end like a sentence
+    items = "- commercial, rental or institutional use, such as gear rented out by an outfitter and more;\n- loss."
+    assert reflow(items).split("\n\n") == [
+        "- commercial, rental or institutional use, such as gear rented out by an outfitter and more;",
+        "- loss.",
+    ]
+    # a short line that only starts a sentence is not a heading: the next line does not start with a capital
+    assert reflow("Orders ship\nwithin a day from our warehouse in Reno, Nevada, and arrive soon after that.") == (
+        "Orders ship within a day from our warehouse in Reno, Nevada, and arrive soon after that."
+    )
+
+
 def test_docx_headings_paragraphs_and_tables(tmp_path):
     [doc] = load_file(builders.write_docx(tmp_path / "a.docx"))
     assert doc.title == "Account Help"

@@ -33,6 +33,7 @@ def test_ingest_ask_info_and_reingest(tmp_path):
     assert out.returncode == 1, out.stderr  # the good files are in; exit 1 tells scripts that one failed
     assert "added 10, updated 0, unchanged 0, removed 0, failed 1" in out.stdout
     assert "failed: docs/broken.pdf: corrupt PDF" in out.stderr
+    assert "EOF marker" not in out.stderr  # pypdf's own log lines stay out: our line names the file and the problem
 
     again = rag("ingest", "docs", cwd=tmp_path, env_kb=tmp_path / "kb")  # RAG_KB_DIR works too
     assert "added 0, updated 0, unchanged 10, removed 0, failed 1" in again.stdout
@@ -57,6 +58,7 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
     assert (
         out.stderr.strip() == "error: Knowledge base not found at nowhere - run `rag ingest data/ --kb nowhere` first"
     )
+    assert not (tmp_path / "nowhere").exists()  # a mistyped --kb leaves no folder behind
     bad = rag("ask", "hello", "--filter", "novalue", cwd=tmp_path)
     assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
     empty = rag("ask", "  ", cwd=tmp_path)
