@@ -240,7 +240,9 @@ class ChatService:
                 estimated=prompt is not None,
             )
         if declined:
-            yield from self._decline(question, language, passages, "model_declined", usage, started, ids, query=query)
+            # a generator without a model declines by having no sentence of the question's language to quote
+            reason = "model_declined" if self.generator.needs_prompt else "nothing_to_quote"
+            yield from self._decline(question, language, passages, reason, usage, started, ids, query=query)
             return
         # each cited sentence checked against its passage; markers renumbered [1], [2] ... in order of use
         text, citations = grounded_citations(raw.replace(DECLINE_MARKER, "").strip(), passages, drop_unsupported=True)

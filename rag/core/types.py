@@ -177,7 +177,8 @@ class Answer:
     latency_ms: float = 0.0
     conversation_id: str = ""
     message_id: str = ""
-    decline_reason: str | None = None  # low_retrieval_score, model_declined, ungrounded, no_passages, customer_request
+    decline_reason: str | None = None  # low_retrieval_score, model_declined, nothing_to_quote, ungrounded,
+    # no_passages, customer_request
     rewritten_query: str | None = None  # the standalone question retrieval used, when it differs
     related: list[Related] = field(default_factory=list)  # up to a few uncited documents on the same topic
     mood: str = "calm"  # calm, annoyed or frustrated (rag.chat.tags)

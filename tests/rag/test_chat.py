@@ -105,6 +105,15 @@ def test_model_decline_marker_is_never_streamed():
     assert answer.usage.estimated  # the server reported no usage: counted with tiktoken
 
 
+def test_a_generator_without_a_model_that_finds_nothing_to_quote_says_so():
+    from rag.generation.extractive import ExtractiveGenerator
+
+    text = "退货运费由我们承担。质量问题免费退货。"
+    chinese = [Passage(Chunk(doc_id="d1", source="docs/zh.md", text=text, position=0, id=1), 0.9)]
+    _, answer = run(service(chinese, ExtractiveGenerator(), min_score=0.0), "Who pays for return shipping?")
+    assert (answer.answered, answer.handoff, answer.decline_reason) == (False, True, "nothing_to_quote")
+
+
 def test_reply_shorter_than_the_marker_is_still_streamed():
     deltas, answer = run(service(passages(), ScriptedGenerator(["No"])))
     assert deltas == "No" and answer.answer == "No" and answer.answered

@@ -96,6 +96,8 @@
       hoTurns: "{n} questions", hoLoadingSummary: "Loading the conversation…",
       reason_customer_request: "the customer asked for a person", reason_no_passages: "nothing found in the knowledge base",
       reason_low_retrieval_score: "no passage close enough", reason_model_declined: "the model declined",
+      reason_nothing_to_quote: "no sentence in the customer's language to quote",
+      reason_ungrounded: "the model's answer stated figures the sources do not hold",
       reason_frustrated: "the customer sounds frustrated",
       reason_reply_not_delivered: "the platform refused the bot's answer: the customer has not heard back",
       openHandoff: "Open handoff: {q}", hoNewWaiting: "A customer is waiting for a person: {q}",
@@ -194,6 +196,8 @@
       hoTurns: "{n} 个问题", hoLoadingSummary: "正在加载对话…",
       reason_customer_request: "客户要求人工", reason_no_passages: "知识库中没有找到内容",
       reason_low_retrieval_score: "没有足够相关的段落", reason_model_declined: "模型拒绝回答",
+      reason_nothing_to_quote: "资料中没有客户所用语言的可引用句子",
+      reason_ungrounded: "模型回答中的数字在资料中找不到",
       reason_frustrated: "客户情绪不满",
       reason_reply_not_delivered: "平台拒收了机器人的回答：客户尚未收到回复",
       openHandoff: "查看人工接待：{q}", hoNewWaiting: "有客户在等待人工：{q}",
@@ -1275,7 +1279,8 @@
   var HANDOFF_POLL_MS = 5000;
   var SUMMARY_MAX_AGE_MS = 30000;  // a waiting conversation's first and latest question, fetched again after this
   var SUMMARY_LIMIT = 50;
-  var REASONS = ["customer_request", "no_passages", "low_retrieval_score", "model_declined", "frustrated", "reply_not_delivered"];
+  var REASONS = ["customer_request", "no_passages", "low_retrieval_score", "model_declined", "nothing_to_quote", "ungrounded",
+    "frustrated", "reply_not_delivered"];
   var hoTimer = null, hoGen = 0, hoSeq = 0, hoDrawn = "", hoOpener = null;
 
   try { $("ho-agent").value = localStorage.getItem(AGENT_KEY) || ""; } catch (e) { /* storage disabled: typed each time */ }
