@@ -124,11 +124,11 @@ class ExtractiveGenerator:
         candidates = self._candidates(passages, language)
         if not candidates:
             return []
-        own = terms(own_words) if own_words else terms(question)
+        own = _topic_terms(own_words or question)
         parts = question_parts(own_words or question)
         idf = self._idf(candidates)
         unseen = self._unseen_idf(len(candidates))
-        weight = _term_weights(own, terms(question) - own, idf, unseen)
+        weight = _term_weights(own, _topic_terms(question) - own, idf, unseen)
         # a follow-up's sentences are judged on the customer's own words as much as on the standalone rewrite
         wordings = [question] + ([own_words] if own_words and own_words != question else [])
         meaning = self._meaning(wordings, candidates, language)
@@ -331,6 +331,17 @@ def _with_continuations(chosen: list[_Candidate], candidates: list[_Candidate]) 
         )
         out.extend(o for o in following[:_LIST_ITEMS] if o not in out)
     return out
+
+
+# "much" in "how much", "many" in "how many": the kind of answer asked for (see _ANSWER_TYPES), not its topic - an
+# FAQ row titled "How much does standard shipping cost?" must not win "How much does express shipping cost?" on it
+_QUESTION_PHRASE = re.compile(r"\bhow\s+(much|many|long|often|soon|far|old)\b", re.IGNORECASE)
+
+
+def _topic_terms(question: str) -> set[str]:
+    """The question's content terms without the words of its "how much"-style phrase."""
+    phrase = set().union(*(terms(m.group(1)) for m in _QUESTION_PHRASE.finditer(question)))
+    return terms(question) - phrase
 
 
 def _term_weights(own: set[str], carried: set[str], idf: dict[str, float], unseen: float) -> dict[str, float]:

@@ -28,6 +28,18 @@ def test_picks_the_sentence_that_answers_and_cites_it():
     assert "hiking" not in answer
 
 
+def test_the_words_of_how_much_do_not_make_a_sibling_faq_row_the_answer():
+    standard = p(
+        "US Standard shipping costs $5.95 and arrives in 3-5 business days.",
+        score=0.9,
+        row=2,
+        title="How much does standard shipping cost in the US?",
+    )
+    express = p("US Express shipping arrives in 1-2 business days after the order ships and costs $12.95.", score=0.8)
+    answer = compose("How much does express shipping cost?", [standard, express])
+    assert answer.startswith("US Express shipping") and "$5.95" not in answer
+
+
 def test_answer_type_bonus_finds_prices():
     answer = compose(
         "How much is express?", [p("Express - 1-2 business days - $12.95\nExpress is available in the US.")]
