@@ -124,11 +124,11 @@ class ExtractiveGenerator:
         candidates = self._candidates(passages, language)
         if not candidates:
             return []
-        own = _topic_terms(own_words or question)
+        own = terms(own_words) if own_words else terms(question)
         parts = question_parts(own_words or question)
         idf = self._idf(candidates)
         unseen = self._unseen_idf(len(candidates))
-        weight = _term_weights(own, _topic_terms(question) - own, idf, unseen)
+        weight = _term_weights(own, terms(question) - own, idf, unseen)
         # a follow-up's sentences are judged on the customer's own words as much as on the standalone rewrite
         wordings = [question] + ([own_words] if own_words and own_words != question else [])
         meaning = self._meaning(wordings, candidates, language)
@@ -252,7 +252,7 @@ class ExtractiveGenerator:
             # table rows and list items become sentences of their own
             text = readable_text(strip_injections(p.chunk.text))
             others = texts[:i] + texts[i + 1 :]
-            row_question = terms(p.chunk.title) if p.chunk.row is not None else set()
+            row_question = _topic_terms(p.chunk.title) if p.chunk.row is not None else set()
             for span in sentence_spans(text):
                 sentence = clean_markup(text[span.start : span.end])
                 sentence_terms = terms(sentence)
@@ -334,12 +334,13 @@ def _with_continuations(chosen: list[_Candidate], candidates: list[_Candidate]) 
 
 
 # "much" in "how much", "many" in "how many": the kind of answer asked for (see _ANSWER_TYPES), not its topic - an
-# FAQ row titled "How much does standard shipping cost?" must not win "How much does express shipping cost?" on it
+# FAQ row titled "How much does standard shipping cost?" must not lend it to its sentences and win "How much does
+# express shipping cost?" on it
 _QUESTION_PHRASE = re.compile(r"\bhow\s+(much|many|long|often|soon|far|old)\b", re.IGNORECASE)
 
 
 def _topic_terms(question: str) -> set[str]:
-    """The question's content terms without the words of its "how much"-style phrase."""
+    """A question's content terms without the words of its "how much"-style phrase."""
     phrase = set().union(*(terms(m.group(1)) for m in _QUESTION_PHRASE.finditer(question)))
     return terms(question) - phrase
 
