@@ -13,6 +13,11 @@ def p(text, score=0.7, **kw):
     return Passage(Chunk(doc_id="d", source="docs/x.md", text=text, position=0, **kw), score)
 
 
+def faq(question, answer, score=0.7, row=1):
+    """A curated FAQ sheet row: its question is the chunk's title."""
+    return p(answer, score, row=row, title=question)
+
+
 def compose(question, passages, language="en"):
     return "".join(ExtractiveGenerator().compose(question, passages, language))
 
@@ -29,11 +34,10 @@ def test_picks_the_sentence_that_answers_and_cites_it():
 
 
 def test_the_words_of_how_much_do_not_make_a_sibling_faq_row_the_answer():
-    standard = p(
+    standard = faq(
+        "How much does standard shipping cost in the US?",
         "US Standard shipping costs $5.95 and arrives in 3-5 business days.",
         score=0.9,
-        row=2,
-        title="How much does standard shipping cost in the US?",
     )
     express = p("US Express shipping arrives in 1-2 business days after the order ships and costs $12.95.", score=0.8)
     answer = compose("How much does express shipping cost?", [standard, express])
@@ -48,8 +52,8 @@ def test_answer_type_bonus_finds_prices():
 
 
 def test_a_curated_faq_row_holding_the_best_sentence_answers_whole():
-    faq = p("Yes. Gift cards never expire. They work online only.", row=4, title="Do gift cards expire?")
-    assert compose("Will my gift card expire?", [faq, p("Unrelated.")]) == (
+    row = faq("Do gift cards expire?", "Yes. Gift cards never expire. They work online only.", row=4)
+    assert compose("Will my gift card expire?", [row, p("Unrelated.")]) == (
         "Yes. Gift cards never expire. They work online only. [1]"
     )
 
@@ -86,12 +90,12 @@ def test_sentences_about_another_year_lose_to_the_asked_year():
 
 
 def test_the_faq_row_whose_question_is_asked_answers_whole_with_abbreviations_kept():
-    hours = p(
+    hours = faq(
+        "What are your customer service hours?",
         "Phone (1-800-555-0142) and live chat: Monday to Friday 8:00 a.m. to 8:00 p.m. ET and Saturday "
         "9:00 a.m. to 5:00 p.m. ET. Emails are answered within 1 business day.",
         score=1.0,
         row=33,
-        title="What are your customer service hours?",
     )
     other = p("Live chat and phone (1-800-555-0142) are the fastest ways to reach us about a delivery.", score=0.74)
     answer = compose("What are your phone support hours?", [hours, other])
